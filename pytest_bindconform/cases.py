@@ -1,0 +1,635 @@
+"""Case files: load, validate (shipped JSON Schema, then meaning), expand into cells.
+
+A file is one suite. A grid reads like the published table it encodes; each
+cell, per profile and variant, becomes one Cell whose name is built from axis
+values only, so ids are stable across hosts and edits of free text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import itertools
+import json
+from collections.abc import Iterator
+from functools import cache
+from importlib import resources
+from pathlib import Path as FsPath
+from typing import Any
+
+import jsonschema
+
+from .model import (
+    ADDRESS_ROLES,
+    CALLS,
+    NO_CLAIM,
+    OPTION_NAMES,
+    ROLES,
+    Cell,
+    Expectation,
+    GridPosition,
+    Oracle,
+    Profile,
+    Reference,
+    SocketSpec,
+    Step,
+    Suite,
+)
+from .oracles import SHIPPED_PROFILES
+from .yamlsrc import CaseError, CaseFileError, Located, Path, load
+
+SUFFIX = ".bind.yaml"
+SOCKET_DEFAULTS: dict[str, Any] = {"family": "inet", "type": "stream", "address": "wildcard"}
+VARIANT_AXES = ("type", "family", "state")
+
+
+@cache
+def case_schema() -> dict[str, Any]:
+    text = resources.files("pytest_bindconform").joinpath("schema/case.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = case_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)  # type: ignore[no-any-return]
+
+
+def _suggest(value: object, choices: list[str]) -> str:
+    close = difflib.get_close_matches(str(value), choices, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"valid choices: {', '.join(choices)}{hint}"
+
+
+def _leaf_errors(error: jsonschema.ValidationError) -> Iterator[jsonschema.ValidationError]:
+    """The most specific errors: anyOf/oneOf complaints are useless to a case author."""
+    if error.context and error.validator in ("anyOf", "oneOf"):
+        deepest = max(len(e.absolute_path) for e in error.context)
+        best = [e for e in error.context if len(e.absolute_path) == deepest]
+        enums = [e for e in best if e.validator in ("enum", "const")]
+        if enums:
+            choices: list[str] = []
+            for e in enums:
+                choices += (
+                    [str(c) for c in e.validator_value]
+                    if e.validator == "enum"
+                    else [str(e.validator_value)]
+                )
+            merged = enums[0]
+            merged.validator_value = list(dict.fromkeys(choices))
+            merged.validator = "enum"
+            yield merged
+            return
+        for e in best[:1]:
+            yield from _leaf_errors(e)
+        return
+    yield error
+
+
+def _describe(error: jsonschema.ValidationError, src: Located, filename: str) -> CaseError:
+    path: Path = tuple(error.absolute_path)
+    where = ".".join(str(p) for p in path) or "(top level)"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        key = extra[0] if extra else "?"
+        line, col = src.where((*path, key), key=True)
+        return CaseError(
+            filename, line, col, f"unknown key {key!r} in {where}; {_suggest(key, allowed)}"
+        )
+    line, col = src.where(path)
+    if error.validator in ("enum", "const"):
+        choices = (
+            [str(c) for c in error.validator_value]
+            if error.validator == "enum"
+            else [str(error.validator_value)]
+        )
+        return CaseError(
+            filename, line, col, f"{where}: {error.instance!r} is not allowed; {_suggest(error.instance, choices)}"
+        )
+    if error.validator == "required":
+        return CaseError(filename, line, col, f"{where}: {error.message}")
+    if error.validator == "type":
+        return CaseError(
+            filename,
+            line,
+            col,
+            f"{where}: expected {error.validator_value}, got "
+            f"{type(error.instance).__name__} {error.instance!r}",
+        )
+    if error.validator == "pattern":
+        return CaseError(
+            filename,
+            line,
+            col,
+            f"{where}: {error.instance!r} is not a valid id "
+            "(lower-case letters, digits, '.', '_' and '-', starting with a letter or digit)",
+        )
+    if error.validator == "propertyNames":
+        return CaseError(filename, line, col, f"{where}: {error.message}")
+    return CaseError(filename, line, col, f"{where}: {error.message}")
+
+
+def validate(src: Located, filename: str) -> list[CaseError]:
+    errors: list[CaseError] = []
+    for error in _validator().iter_errors(src.data):
+        for leaf in _leaf_errors(error):
+            errors.append(_describe(leaf, src, filename))
+    return sorted(set(errors), key=lambda e: (e.line, e.column, e.message))
+
+
+class _Builder:
+    """Turns validated data into a Suite, collecting every semantic error."""
+
+    def __init__(self, src: Located, filename: str):
+        self.src = src
+        self.file = filename
+        self.errors: list[CaseError] = []
+        self.data: dict[str, Any] = src.data
+
+    def error(self, path: Path, message: str, *, key: bool = False) -> None:
+        line, col = self.src.where(path, key=key)
+        self.errors.append(CaseError(self.file, line, col, message))
+
+    def line(self, path: Path) -> int:
+        return self.src.where(path)[0]
+
+    # -- suite level -------------------------------------------------------
+    def build(self) -> Suite:
+        d = self.data
+        refs = tuple(Reference(**r) for r in d.get("references", []))
+        ref_ids = [r.id for r in refs]
+        for i, ref_id in enumerate(ref_ids):
+            if ref_ids.index(ref_id) != i:
+                self.error(("references", i, "id"), f"duplicate reference id {ref_id!r}")
+        profiles = self.profiles()
+        oracles = self.oracles(ref_ids, profiles)
+        suite = Suite(
+            id=d["id"],
+            title=d["title"],
+            description=d.get("description", ""),
+            path=self.file,
+            references=refs,
+            oracles=oracles,
+            profiles=profiles,
+            facts=tuple(d.get("facts", [])),
+        )
+        if "grid" in d:
+            suite.cells += self.grid(d["grid"], suite)
+        for i, case in enumerate(d.get("cases", [])):
+            suite.cells += self.case(case, ("cases", i), suite)
+        if "grid" not in d and not d.get("cases"):
+            self.error((), "a suite needs a 'grid' or at least one entry in 'cases'")
+        seen: dict[str, Cell] = {}
+        for cell in suite.cells:
+            if cell.name in seen:
+                self.errors.append(
+                    CaseError(
+                        self.file,
+                        cell.line,
+                        1,
+                        f"duplicate case id {cell.name!r} (first at line {seen[cell.name].line})",
+                    )
+                )
+            else:
+                seen[cell.name] = cell
+        return suite
+
+    def profiles(self) -> dict[str, Profile]:
+        result: dict[str, Profile] = {}
+        for i, entry in enumerate(self.data.get("profiles", [])):
+            if isinstance(entry, str):
+                profile = SHIPPED_PROFILES[entry]
+            else:
+                profile = Profile(
+                    id=entry["id"],
+                    description=entry["description"],
+                    windows={k: tuple(v) for k, v in entry["windows"].items()},
+                    posix={k: tuple(v) for k, v in entry["posix"].items()},
+                )
+            if profile.id in result:
+                self.error(("profiles", i), f"profile {profile.id!r} listed twice")
+            result[profile.id] = profile
+        return result
+
+    def oracles(self, ref_ids: list[str], profiles: dict[str, Profile]) -> dict[str, Oracle]:
+        result = {}
+        for oid, o in self.data["oracles"].items():
+            path: Path = ("oracles", oid)
+            if "reference" in o and o["reference"] not in ref_ids:
+                self.error(
+                    (*path, "reference"),
+                    f"oracle {oid!r} cites unknown reference {o['reference']!r}; "
+                    + _suggest(o["reference"], ref_ids),
+                )
+            profs = o.get("profiles", "any")
+            if profs != "any":
+                for j, p in enumerate(profs):
+                    if p not in profiles:
+                        self.error(
+                            (*path, "profiles", j),
+                            f"unknown profile {p!r}; the suite declares: "
+                            + _suggest(p, list(profiles)),
+                        )
+            applies = o["applies"]
+            result[oid] = Oracle(
+                id=oid,
+                kind=o["kind"],
+                source=o["source"],
+                os=applies["os"],
+                reference=o.get("reference", ""),
+                table=o.get("table", ""),
+                min_version=applies.get("min_version", ""),
+                max_version=applies.get("max_version", ""),
+                profiles=None if profs == "any" else tuple(profs),
+            )
+        return result
+
+    # -- shared pieces -----------------------------------------------------
+    def variants(self, spec: dict[str, list[str]] | None) -> list[dict[str, str]]:
+        spec = spec or {}
+        axes = [a for a in VARIANT_AXES if a in spec]
+        out = []
+        for combo in itertools.product(*(spec[a] for a in axes)):
+            variant = dict(zip(axes, combo, strict=True))
+            if variant.get("state") == "listening" and variant.get("type") == "dgram":
+                continue  # a datagram socket cannot listen
+            out.append(variant)
+        return out
+
+    def check_options(self, items: list[str], path: Path, suite: Suite) -> None:
+        for i, item in enumerate(items):
+            if item in ROLES and item != "default" and not suite.profiles:
+                self.error(
+                    (*path, i),
+                    f"option role {item!r} needs a profile to resolve it; add "
+                    "'profiles: [reuseport]' (or reuseaddr) to the suite, or use a raw option "
+                    f"name ({', '.join(OPTION_NAMES)})",
+                )
+
+    def check_socket(self, fields: dict[str, Any], path: Path) -> None:
+        family, address = fields["family"], fields["address"]
+        if address not in ADDRESS_ROLES:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                self.error(
+                    (*path, "address"),
+                    f"address {address!r} is neither a role nor an IP literal; "
+                    + _suggest(address, list(ADDRESS_ROLES)),
+                )
+                return
+            want = "inet" if ip.version == 4 else "inet6"
+            if want != family:
+                self.error((*path, "address"), f"address {address} needs family {want}, not {family}")
+        elif address.startswith("v4mapped") and family != "inet6":
+            self.error((*path, "address"), f"address role {address!r} needs family inet6")
+        if fields.get("v6only") is not None and family != "inet6":
+            self.error((*path, "v6only"), "v6only only applies to family inet6")
+
+    def variant_key(self, profile: str | None, variant: dict[str, str]) -> str:
+        parts = [profile] if profile else []
+        if "type" in variant:
+            transport = "tcp" if variant["type"] == "stream" else "udp"
+            if "family" in variant:
+                transport += "4" if variant["family"] == "inet" else "6"
+            parts.append(transport)
+        elif "family" in variant:
+            parts.append(variant["family"])
+        if "state" in variant:
+            parts.append(variant["state"])
+        return "-".join(parts)
+
+    def expectation_matches(self, oracle: Oracle | None, profile: str | None) -> bool:
+        return oracle is not None and (oracle.profiles is None or profile in oracle.profiles)
+
+    # -- grids -------------------------------------------------------------
+    def grid(self, grid: dict[str, Any], suite: Suite) -> list[Cell]:
+        base: Path = ("grid",)
+        rows, cols = grid["rows"], grid["columns"]
+        if rows["socket"] == cols["socket"]:
+            self.error((*base, "columns", "socket"), "rows and columns must describe different sockets")
+            return []
+        n_rows, n_cols = len(rows["values"]), len(cols["values"])
+        variants = self.variants(grid.get("variants"))
+        for axis in ("rows", "columns"):
+            for i, value in enumerate(grid[axis]["values"]):
+                if "option" in value and "options" in value:
+                    self.error((*base, axis, "values", i), "use 'option' or 'options', not both")
+                for key in ("option", "options"):
+                    if key in value:
+                        opts = value[key] if isinstance(value[key], list) else [value[key]]
+                        self.check_options(opts, (*base, axis, "values", i, key), suite)
+        blocks = self.grid_blocks(grid, suite, n_rows, n_cols, variants)
+        then = [self.parse_step(s, {"first", "second"}, (*base, "then", i)) for i, s in enumerate(grid.get("then", []))]
+        suite.grid = {
+            "orientation": grid.get(
+                "orientation",
+                f"rows: {rows['socket']} socket; columns: {cols['socket']} socket",
+            ),
+            "row_socket": rows["socket"],
+            "column_socket": cols["socket"],
+            "rows": [_label(v) for v in rows["values"]],
+            "columns": [_label(v) for v in cols["values"]],
+            "variants": [self.variant_key(None, v) for v in variants] or [""],
+        }
+        cells = []
+        profiles: list[str | None] = list(suite.profiles) or [None]
+        for profile, variant in itertools.product(profiles, variants or [{}]):
+            for r, c in itertools.product(range(n_rows), range(n_cols)):
+                exps = []
+                line = self.line((*base, "rows", "values", r))
+                for b_index, (block, oracle) in enumerate(blocks):
+                    if not self.block_applies(block, oracle, profile, variant):
+                        continue
+                    token = block["table"][r][c]
+                    n_alt = len(_alternatives(rows["values"][r])) * len(_alternatives(cols["values"][c]))
+                    if "|" in token and token.count("|") + 1 != n_alt:
+                        self.error((*base, "expect", b_index, "table", r, c),
+                                   f"{token!r} gives {token.count('|') + 1} outcomes but this cell merges {n_alt} option sets")
+                        continue
+                    exps.append(_expectation(oracle.id, token, self.line((*base, "expect", b_index, "table", r, c))))
+                    if len(exps) == 1:
+                        line = exps[0].line
+                alternatives = list(itertools.product(
+                    _alternatives(rows["values"][r]), _alternatives(cols["values"][c])
+                ))
+                for sub, (sub_row, sub_col) in enumerate(alternatives):
+                    by_socket = {rows["socket"]: sub_row, cols["socket"]: sub_col}
+                    sub_exps = [_pick(e, sub, len(alternatives)) for e in exps]
+                    cells.append(
+                        self.grid_cell(suite, profile, variant, by_socket, sub_exps, line, then,
+                                       GridPosition(r, c, _label(rows["values"][r]), _label(cols["values"][c])),
+                                       (*base, "rows", "values", r))
+                    )
+        return cells
+
+    def block_applies(self, block: dict[str, Any], oracle: Oracle, profile: str | None, variant: dict[str, str]) -> bool:
+        if "profile" in block and block["profile"] != profile:
+            return False
+        if not self.expectation_matches(oracle, profile):
+            return False
+        return all(variant.get(k) == v for k, v in block.get("where", {}).items())
+
+    def grid_blocks(self, grid: dict[str, Any], suite: Suite, n_rows: int, n_cols: int,
+                    variants: list[dict[str, str]]) -> list[tuple[dict[str, Any], Oracle]]:
+        blocks = []
+        claimed: dict[tuple[str, str | None, str], int] = {}
+        for b, block in enumerate(grid["expect"]):
+            path: Path = ("grid", "expect", b)
+            oracle = suite.oracles.get(block["oracle"])
+            if oracle is None:
+                self.error((*path, "oracle"), f"unknown oracle {block['oracle']!r}; " + _suggest(block["oracle"], list(suite.oracles)))
+                continue
+            if "profile" in block and block["profile"] not in suite.profiles:
+                self.error((*path, "profile"), f"unknown profile {block['profile']!r}; the suite declares: " + _suggest(block["profile"], list(suite.profiles)))
+                continue
+            table = block["table"]
+            if len(table) != n_rows:
+                what = "missing" if len(table) < n_rows else "extra"
+                self.error((*path, "table"), f"grid table for {oracle.id!r} has {len(table)} rows, the grid has {n_rows} ({what} row)")
+                continue
+            shape_ok = True
+            for r, row in enumerate(table):
+                if len(row) != n_cols:
+                    what = "missing" if len(row) < n_cols else "extra"
+                    self.error((*path, "table", r), f"row {r + 1} of the {oracle.id!r} table has {len(row)} cells, the grid has {n_cols} columns ({what} cell)")
+                    shape_ok = False
+            if not shape_ok:
+                continue
+            matched = [v for v in variants or [{}] if all(v.get(k) == w for k, w in block.get("where", {}).items())]
+            if not matched:
+                self.error((*path, "where"), f"this expectation is for cells that do not exist: no variant matches {block.get('where')}")
+                continue
+            profiles = [block["profile"]] if "profile" in block else (list(suite.profiles) or [None])
+            live = [p for p in profiles if self.expectation_matches(oracle, p)]
+            if not live:
+                self.error((*path, "profile"), f"oracle {oracle.id!r} does not apply under profile {profiles}")
+                continue
+            for p, v in itertools.product(live, matched):
+                key = (oracle.id, p, self.variant_key(None, v))
+                if key in claimed:
+                    self.error(path, f"expectations for {oracle.id!r} overlap with block {claimed[key] + 1} on {key[2] or 'all cells'} (profile {p})")
+                claimed[key] = b
+            blocks.append((block, oracle))
+        return blocks
+
+    def grid_cell(self, suite: Suite, profile: str | None, variant: dict[str, str],
+                  by_socket: dict[str, dict[str, Any]], exps: list[Expectation], line: int,
+                  then: list[Step | None], position: GridPosition, path: Path) -> Cell:
+        specs = []
+        tokens = []
+        for name in ("first", "second"):
+            fields = {**SOCKET_DEFAULTS, **{k: v for k, v in variant.items() if k != "state"}, **by_socket[name]}
+            self.check_socket(fields, path)
+            specs.append(_spec(name, fields))
+            tokens.append(f"{name}={_token(by_socket[name])}")
+        steps = [Step("bind", "first")]
+        state = variant.get("state", "bound")
+        if state == "listening":
+            steps.append(Step("listen", "first"))
+        steps.append(Step("bind", "second"))
+        under_test = len(steps) - 1
+        steps += [s for s in then if s is not None]
+        key = ",".join(tokens)
+        vkey = self.variant_key(profile, variant)
+        return Cell(
+            suite=suite.id,
+            name=f"{key}[{vkey}]" if vkey else key,
+            key=key,
+            variant=vkey,
+            profile=profile,
+            sockets=tuple(specs),
+            steps=tuple(steps),
+            under_test=under_test,
+            expectations=tuple(exps),
+            line=line,
+            position=position,
+            state=state,
+            variant_fields=tuple(sorted(variant.items())),
+        )
+
+    # -- individual cases --------------------------------------------------
+    def parse_step(self, text: str, sockets: set[str], path: Path) -> Step | None:
+        parts = text.split()
+        if len(parts) != 2:
+            self.error(path, f"step {text!r} must be '<call> <socket>', e.g. 'bind first'")
+            return None
+        call, sock = parts
+        if call not in CALLS:
+            self.error(path, f"unknown call {call!r} in step {text!r}; " + _suggest(call, list(CALLS)))
+            return None
+        if sock not in sockets:
+            self.error(path, f"unknown socket {sock!r} in step {text!r}; " + _suggest(sock, sorted(sockets)))
+            return None
+        return Step(call, sock)
+
+    def case(self, case: dict[str, Any], path: Path, suite: Suite) -> list[Cell]:
+        names = set(case["sockets"])
+        steps = [self.parse_step(s, names, (*path, "steps", i)) for i, s in enumerate(case["steps"])]
+        if any(s is None for s in steps):
+            return []
+        real_steps = [s for s in steps if s is not None]
+        under_test = len(real_steps) - 1
+        if "test" in case:
+            wanted = self.parse_step(case["test"], names, (*path, "test"))
+            if wanted is None:
+                return []
+            if wanted not in real_steps:
+                self.error((*path, "test"), f"step under test {case['test']!r} is not among the steps: {', '.join(map(str, real_steps))}")
+                return []
+            under_test = real_steps.index(wanted)
+        for sname, fields in case["sockets"].items():
+            if "option" in fields:
+                self.error((*path, "sockets", sname, "option"), "individual cases list socket options under 'options'")
+            self.check_options(fields.get("options", []), (*path, "sockets", sname, "options"), suite)
+        exp_by_profile: dict[str | None, list[Expectation]] = {}
+        profiles: list[str | None] = list(suite.profiles) or [None]
+        for oid, value in case["expect"].items():
+            epath: Path = (*path, "expect", oid)
+            oracle = suite.oracles.get(oid)
+            if oracle is None:
+                self.error(epath, f"unknown oracle {oid!r}; " + _suggest(oid, list(suite.oracles)), key=True)
+                continue
+            per_profile = value if isinstance(value, dict) else {p: value for p in profiles}
+            for p, token in per_profile.items():
+                if p not in profiles:
+                    self.error((*epath, p), f"unknown profile {p!r}; the suite declares: " + _suggest(str(p), [str(x) for x in profiles]), key=True)
+                    continue
+                if self.expectation_matches(oracle, p):
+                    exp_by_profile.setdefault(p, []).append(_expectation(oid, token, self.line((*epath, p) if isinstance(value, dict) else epath)))
+        variants = self.variants(case.get("variants"))
+        line = self.line(path)
+        cells = []
+        for profile, variant in itertools.product(profiles, variants or [{}]):
+            specs = []
+            for sname, fields in case["sockets"].items():
+                merged = {**SOCKET_DEFAULTS, **{k: v for k, v in variant.items() if k != "state"}, **fields}
+                self.check_socket(merged, (*path, "sockets", sname))
+                specs.append(_spec(sname, merged))
+            vkey = self.variant_key(profile, variant)
+            cells.append(
+                Cell(
+                    suite=suite.id,
+                    name=f"{case['id']}[{vkey}]" if vkey else case["id"],
+                    key=case["id"],
+                    variant=vkey,
+                    profile=profile,
+                    sockets=tuple(specs),
+                    steps=tuple(real_steps),
+                    under_test=under_test,
+                    expectations=tuple(exp_by_profile.get(profile, [])),
+                    line=line,
+                    state=variant.get("state", "bound"),
+                    variant_fields=tuple(sorted(variant.items())),
+                )
+            )
+        return cells
+
+
+def _alternatives(value: dict[str, Any]) -> list[dict[str, Any]]:
+    """A merged row/column ('option: [default, reuse]') stands for several physical cells."""
+    if isinstance(value.get("option"), list):
+        return [{**value, "option": opt} for opt in value["option"]]
+    return [value]
+
+
+def _options(fields: dict[str, Any]) -> tuple[str, ...]:
+    if "options" in fields:
+        return tuple(fields["options"])
+    opt = fields.get("option")
+    return () if opt in (None, "default") else (opt,)
+
+
+def _spec(name: str, fields: dict[str, Any]) -> SocketSpec:
+    opt = fields.get("option")
+    options = ("default",) if opt == "default" else _options(fields)
+    return SocketSpec(
+        name=name,
+        family=fields["family"],
+        type=fields["type"],
+        v6only=fields.get("v6only"),
+        options=options,
+        address=fields["address"],
+    )
+
+
+def _address_token(address: str) -> str:
+    # '::' would split a pytest node id; keep literals readable but id-safe.
+    return address.replace(":", "_")
+
+
+def _token(fields: dict[str, Any]) -> str:
+    """Id token of one socket's axis value: options@[family.]address[.v6only|.dual]."""
+    if "options" in fields:
+        opts = "+".join(fields["options"]) or "none"
+    else:
+        opts = str(fields.get("option", "default"))
+    where = [fields["family"]] if "family" in fields else []
+    where.append(_address_token(str(fields.get("address", "wildcard"))))
+    if "v6only" in fields:
+        where.append("v6only" if fields["v6only"] else "dual")
+    return f"{opts}@{'.'.join(where)}"
+
+
+def _label(value: dict[str, Any]) -> str:
+    """Human label of a row or column, as a table header."""
+    if "options" in value:
+        opts = " + ".join(value["options"]) or "no option"
+    elif isinstance(value.get("option"), list):
+        opts = " or ".join(value["option"])
+    else:
+        opts = str(value.get("option", "default"))
+    addr = str(value.get("address", "wildcard"))
+    if addr.count(":") >= 2:
+        addr = f"[{addr}]"
+    extra = ""
+    if "v6only" in value:
+        extra = " v6only" if value["v6only"] else " dual-stack"
+    return f"{opts}, {addr}{extra}"
+
+
+def _pick(exp: Expectation, index: int, count: int) -> Expectation:
+    """The expectation of one physical cell of a merged row/column ('X|Y' tokens)."""
+    parts = exp.outcome.split("|")
+    if len(parts) == 1:
+        return exp
+    return _expectation(exp.oracle, parts[index], exp.line)
+
+
+def _expectation(oracle: str, token: str, line: int) -> Expectation:
+    if "|" in token:  # split per physical cell by _pick
+        return Expectation(oracle=oracle, outcome=token, line=line)
+    undefined = token.endswith("*")
+    outcome = token.rstrip("*")
+    return Expectation(oracle=oracle, outcome=outcome, undefined_delivery=undefined, line=line)
+
+
+def load_suite(path: FsPath | str, display: str | None = None) -> Suite:
+    """Load one case file; raise CaseFileError listing every problem in it."""
+    filename = display or str(path)
+    try:
+        text = FsPath(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CaseFileError([CaseError(filename, 1, 1, f"cannot read case file: {exc}")]) from None
+    src = load(text, filename)
+    if not isinstance(src.data, dict):
+        raise CaseFileError([CaseError(filename, 1, 1, "a case file must be a mapping with format: 1")])
+    errors = validate(src, filename)
+    if errors:
+        raise CaseFileError(errors)
+    builder = _Builder(src, filename)
+    suite = builder.build()
+    if builder.errors:
+        raise CaseFileError(sorted(set(builder.errors), key=lambda e: (e.line, e.column, e.message)))
+    return suite
+
+
+def discover(root: FsPath) -> list[FsPath]:
+    """Every case file under root, in a deterministic order."""
+    return sorted(p for p in root.rglob(f"*{SUFFIX}") if p.is_file())
+
+
+__all__ = ["NO_CLAIM", "SUFFIX", "CaseError", "CaseFileError", "discover", "load_suite"]

@@ -1,0 +1,155 @@
+"""The data every stage shares: a cell to run and what each oracle expects of it.
+
+Frozen dataclasses of builtins, so cells hash, compare and cross process
+boundaries without surprises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OUTCOMES = ("ok", "INUSE", "ACCESS", "ADDRNOTAVAIL", "INVAL", "NOTSUP")
+"""Outcomes a step can have that an expectation can name."""
+
+NO_CLAIM = ("n/a", "?")
+"""Expectation tokens that make no claim: the document says the case does not
+exist (n/a), or the oracle says nothing about it (?)."""
+
+OPTION_NAMES = ("SO_REUSEADDR", "SO_REUSEPORT", "SO_REUSEPORT_LB", "SO_EXCLUSIVEADDRUSE")
+ROLES = ("default", "reuse", "exclusive")
+ADDRESS_ROLES = ("wildcard", "specific", "specific2", "v4mapped-specific", "v4mapped-wildcard")
+CALLS = ("bind", "listen", "close")
+OS_FAMILIES = ("windows", "linux", "darwin", "freebsd")
+
+
+@dataclass(frozen=True)
+class Reference:
+    id: str
+    title: str
+    url: str = ""
+    file: str = ""
+    revision: str = ""
+    section: str = ""
+    quote: str = ""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Translates portable option roles into concrete options per OS kind."""
+
+    id: str
+    description: str
+    windows: dict[str, tuple[str, ...]]
+    posix: dict[str, tuple[str, ...]]
+
+    def resolve(self, role: str, os_family: str) -> tuple[str, ...]:
+        table = self.windows if os_family == "windows" else self.posix
+        return table[role]
+
+
+@dataclass(frozen=True)
+class Oracle:
+    id: str
+    kind: str  # document | measured | derived | model
+    source: str
+    os: str
+    reference: str = ""
+    table: str = ""
+    min_version: str = ""
+    max_version: str = ""
+    profiles: tuple[str, ...] | None = None  # None: any profile
+
+    @property
+    def provenance(self) -> str:
+        where = f", {self.table}" if self.table else ""
+        return f"{self.kind}: {self.source}{where}"
+
+
+@dataclass(frozen=True)
+class SocketSpec:
+    name: str
+    family: str  # inet | inet6
+    type: str  # stream | dgram
+    v6only: bool | None  # None: the OS default
+    options: tuple[str, ...]  # roles or raw names, as written
+    address: str  # role or literal
+
+
+@dataclass(frozen=True)
+class Step:
+    call: str
+    socket: str
+
+    def __str__(self) -> str:
+        return f"{self.call} {self.socket}"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    oracle: str
+    outcome: str  # one of OUTCOMES or NO_CLAIM
+    undefined_delivery: bool = False
+    line: int = 0
+
+    @property
+    def claims(self) -> bool:
+        return self.outcome not in NO_CLAIM
+
+    @property
+    def token(self) -> str:
+        return self.outcome + ("*" if self.undefined_delivery else "")
+
+
+@dataclass(frozen=True)
+class GridPosition:
+    """Where a cell sits in its published table (page orientation)."""
+
+    row: int
+    column: int
+    row_label: str
+    column_label: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One runnable scenario under one profile and variant: one test item."""
+
+    suite: str
+    name: str  # stable item name, built from axis values only
+    key: str  # name without the variant part
+    variant: str
+    profile: str | None
+    sockets: tuple[SocketSpec, ...]
+    steps: tuple[Step, ...]
+    under_test: int  # index into steps
+    expectations: tuple[Expectation, ...]
+    line: int
+    position: GridPosition | None = None
+    state: str = "bound"
+    variant_fields: tuple[tuple[str, str], ...] = ()  # e.g. (("family", "inet"), ("type", "stream"))
+
+    def socket(self, name: str) -> SocketSpec:
+        for spec in self.sockets:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def expectation(self, oracle: str) -> Expectation | None:
+        for exp in self.expectations:
+            if exp.oracle == oracle:
+                return exp
+        return None
+
+
+@dataclass
+class Suite:
+    id: str
+    title: str
+    description: str
+    path: str
+    references: tuple[Reference, ...]
+    oracles: dict[str, Oracle]
+    profiles: dict[str, Profile]
+    cells: list[Cell] = field(default_factory=list)
+    grid: dict[str, object] | None = None  # rows/columns labels, orientation, for reports
+    facts: tuple[dict[str, str], ...] = ()

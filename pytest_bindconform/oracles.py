@@ -1,0 +1,131 @@
+"""Profiles, gate selection and verdicts: how an observation is judged.
+
+Every oracle that applies to the host is compared; exactly one, the gate,
+decides whether the cell passes. The others are findings, recorded as data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .model import Cell, Expectation, Oracle, Profile
+
+SHIPPED_PROFILES: dict[str, Profile] = {
+    "reuseport": Profile(
+        id="reuseport",
+        description=(
+            "SO_REUSEPORT equivalent: Windows SO_REUSEADDR ('I allow sharing and want to share') "
+            "maps to POSIX SO_REUSEPORT; Windows SO_EXCLUSIVEADDRUSE maps to no option, because "
+            "POSIX sockets are exclusive by default (shared/reference/posix-semantics.md)."
+        ),
+        windows={"default": (), "reuse": ("SO_REUSEADDR",), "exclusive": ("SO_EXCLUSIVEADDRUSE",)},
+        posix={"default": (), "reuse": ("SO_REUSEPORT",), "exclusive": ()},
+    ),
+    "reuseaddr": Profile(
+        id="reuseaddr",
+        description=(
+            "Naive port: Windows SO_REUSEADDR maps to POSIX SO_REUSEADDR, as code ported "
+            "from Windows does; SO_EXCLUSIVEADDRUSE maps to no option."
+        ),
+        windows={"default": (), "reuse": ("SO_REUSEADDR",), "exclusive": ("SO_EXCLUSIVEADDRUSE",)},
+        posix={"default": (), "reuse": ("SO_REUSEADDR",), "exclusive": ()},
+    ),
+}
+
+DEFAULT_GATES: dict[str, str] = {
+    # Table C of "Using SO_REUSEADDR and SO_EXCLUSIVEADDRUSE" is what current
+    # Windows follows (Wine's ws2_32 tests, run on real Windows, agree with it).
+    "windows": "ms-using-2003-same-user",
+    "linux": "linux",
+    "darwin": "darwin",
+    "freebsd": "freebsd",
+}
+
+AGREE, DISAGREE, NO_CLAIM, NOT_RUN = "agree", "disagree", "no-claim", "not-run"
+
+
+def parse_gates(entries: Iterable[str]) -> dict[str, str]:
+    """Parse 'os=oracle' entries over the defaults; raise ValueError on junk."""
+    gates = dict(DEFAULT_GATES)
+    for entry in entries:
+        for part in entry.replace(",", " ").split():
+            os_name, sep, oracle = part.partition("=")
+            if not sep or os_name not in DEFAULT_GATES or not oracle:
+                raise ValueError(
+                    f"bad gate {part!r}: expected OS=ORACLE with OS one of "
+                    f"{', '.join(DEFAULT_GATES)}"
+                )
+            gates[os_name] = oracle
+    return gates
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.replace("-", ".").split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def applies(oracle: Oracle, os_family: str, os_version: str) -> bool:
+    if oracle.os != os_family:
+        return False
+    have = version_tuple(os_version)
+    if oracle.min_version and have < version_tuple(oracle.min_version):
+        return False
+    return not (oracle.max_version and have > version_tuple(oracle.max_version))
+
+
+def verdict(expectation: Expectation | None, observed: str | None) -> str:
+    if observed is None:
+        return NOT_RUN
+    if expectation is None or not expectation.claims:
+        return NO_CLAIM
+    return AGREE if expectation.outcome == observed else DISAGREE
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdicts: dict[str, str]  # oracle id -> agree/disagree/no-claim
+    gate: str | None  # the gate oracle, when it makes a claim on this cell
+    status: str  # pass | fail | ungated
+    reason: str
+
+
+def judge(
+    cell: Cell,
+    observed: str,
+    oracles: Mapping[str, Oracle],
+    gate: str,
+    os_family: str,
+    os_version: str,
+) -> Judgement:
+    """Compare the observation with every applicable oracle; only the gate decides."""
+    verdicts = {}
+    for exp in cell.expectations:
+        oracle = oracles[exp.oracle]
+        if applies(oracle, os_family, os_version):
+            verdicts[exp.oracle] = verdict(exp, observed)
+    gate_exp = cell.expectation(gate)
+    if gate_exp is None or not gate_exp.claims or gate not in verdicts:
+        others = ", ".join(f"{k}: {v}" for k, v in sorted(verdicts.items())) or "none applies"
+        why = "makes no claim on" if gate_exp is not None else "has no expectation for"
+        return Judgement(
+            verdicts,
+            None,
+            "ungated",
+            f"observed {observed}; gate oracle {gate!r} {why} this cell "
+            f"(other oracles: {others})",
+        )
+    if verdicts[gate] == AGREE:
+        return Judgement(verdicts, gate, "pass", "")
+    return Judgement(
+        verdicts,
+        gate,
+        "fail",
+        f"observed {observed}, gate oracle {gate!r} expects {gate_exp.token} "
+        f"({oracles[gate].provenance})",
+    )

@@ -1,0 +1,260 @@
+"""pytest hooks only: collect *.bind.yaml files, run cells, hand records to the report.
+
+Everything with meaning lives in the engine modules; this file adapts them to
+pytest and pytest-xdist (host computed once on the controller, records carried
+on test reports as builtins, reports written once by the controller).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import cases, host, oracles, ports, report, runner
+from . import state as run_state
+from .model import Cell, Suite
+from .yamlsrc import CaseFileError
+
+RECORD_ATTR = "bindconform"
+HOST_KEY = "bindconform_host"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bindconform", "bind() conformance cases (pytest-bindconform)")
+    group.addoption(
+        "--bindconform-gate",
+        action="append",
+        default=[],
+        metavar="OS=ORACLE",
+        help="oracle whose expectations decide pass/fail on OS (windows, linux, darwin, "
+        "freebsd); repeatable. Default: windows=ms-using-2003-same-user, linux=linux, "
+        "darwin=darwin, freebsd=freebsd. ini: bindconform_gate",
+    )
+    group.addoption(
+        "--bindconform-ports",
+        default=None,
+        metavar="LOW-HIGH",
+        help="port range the cells may use, split between xdist workers; default: "
+        "20000-29999 or a range just below the OS's ephemeral ports. ini: bindconform_ports",
+    )
+    for fmt in ("json", "md", "html"):
+        group.addoption(
+            f"--bindconform-{fmt}",
+            default=None,
+            metavar="PATH",
+            help=f"write the {fmt.upper()} conformance report to PATH "
+            f"(OS name substituted for {{os}}). ini: bindconform_{fmt}",
+        )
+    parser.addini("bindconform_gate", "OS=ORACLE gate entries", type="linelist", default=[])
+    parser.addini("bindconform_ports", "port range LOW-HIGH for cells", default="")
+    parser.addini(
+        "bindconform_cases",
+        "directories (relative to rootdir) whose *.bind.yaml files are collected",
+        type="paths",
+        default=[],
+    )
+    for fmt in ("json", "md", "html"):
+        parser.addini(f"bindconform_{fmt}", f"path of the {fmt.upper()} report", default="")
+
+
+def _setting(config: pytest.Config, name: str) -> Any:
+    value = config.getoption(f"bindconform_{name}")
+    return value if value not in (None, []) else config.getini(f"bindconform_{name}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, doc in (
+        ("bindconform", "a bind() conformance cell from a *.bind.yaml file"),
+        ("inet", "cell uses an IPv4 socket"),
+        ("inet6", "cell uses an IPv6 socket"),
+        ("stream", "cell uses a TCP (SOCK_STREAM) socket"),
+        ("dgram", "cell uses a UDP (SOCK_DGRAM) socket"),
+        ("so_reuseaddr", "cell sets SO_REUSEADDR on this host"),
+        ("so_reuseport", "cell sets SO_REUSEPORT on this host"),
+        ("so_reuseport_lb", "cell sets SO_REUSEPORT_LB on this host"),
+        ("so_exclusiveaddruse", "cell sets SO_EXCLUSIVEADDRUSE on this host"),
+        ("reuse", "cell uses the portable 'reuse' option role"),
+        ("exclusive", "cell uses the portable 'exclusive' option role"),
+    ):
+        config.addinivalue_line("markers", f"{name}: {doc}")
+    try:
+        gates = oracles.parse_gates(_setting(config, "gate"))
+        port_text = _setting(config, "ports")
+        port_range = ports.parse_range(port_text) if port_text else None
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    workerinput = getattr(config, "workerinput", None)
+    fingerprint = (
+        host.Host.from_dict(workerinput[HOST_KEY])
+        if workerinput and HOST_KEY in workerinput
+        else host.fingerprint()
+    )
+    state = run_state.RunState(fingerprint, gates, port_range, _worker_index(config))
+    config.stash[run_state.STATE] = state
+    if workerinput is None:
+        state.outputs = {fmt: _setting(config, fmt) for fmt in ("json", "md", "html")}
+        config.pluginmanager.register(Recorder(config), "bindconform-recorder")
+
+
+def _worker_index(config: pytest.Config) -> tuple[int, int]:
+    workerinput = getattr(config, "workerinput", None)
+    if not workerinput:
+        return 0, 1
+    wid = str(workerinput.get("workerid", "gw0"))
+    count = int(workerinput.get("workercount", os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1)))
+    return int(wid.removeprefix("gw") or 0), count
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: give workers the host fingerprint computed once here."""
+    node.workerinput[HOST_KEY] = node.config.stash[run_state.STATE].host.to_dict()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    state = config.stash[run_state.STATE]
+    gate = state.gates.get(state.host.os, "-")
+    return f"{state.host.header()}, gate {state.host.os}={gate}"
+
+
+def _under_roots(config: pytest.Config, file_path: Path) -> bool:
+    roots = config.getini("bindconform_cases")
+    if not roots:
+        return True
+    return any(file_path.is_relative_to(root) for root in roots)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> CaseFile | None:
+    if file_path.name.endswith(cases.SUFFIX) and _under_roots(parent.config, file_path):
+        return CaseFile.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
+    return None
+
+
+class CaseFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        display = self.config.rootpath and os.path.relpath(self.path, self.config.rootpath)
+        try:
+            suite = cases.load_suite(self.path, display=str(display))
+        except CaseFileError as exc:
+            yield BadCaseFile.from_parent(self, name="case-file-error", error=exc)
+            return
+        clash = self.config.stash[run_state.STATE].claim_suite(suite.id, str(display), suite.cells)
+        if clash:
+            yield BadCaseFile.from_parent(self, name="case-file-error", error=clash)
+            return
+        for cell in suite.cells:
+            yield CellItem.from_parent(self, name=cell.name, cell=cell, suite=suite)
+
+
+class CaseFileProblem(Exception):
+    pass
+
+
+class BadCaseFile(pytest.Item):
+    """Stands in for a broken case file so the run fails loudly and the rest still run."""
+
+    def __init__(self, *, error: CaseFileError, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.error = error
+
+    def runtest(self) -> None:
+        raise CaseFileProblem(str(self.error))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, CaseFileProblem):
+            return f"invalid case file:\n{excinfo.value}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        first = self.error.errors[0]
+        return self.path, first.line - 1, f"{first.file}: invalid case file"
+
+
+class ConformanceFailure(Exception):
+    pass
+
+
+class InterferenceError(Exception):
+    pass
+
+
+class CellItem(pytest.Item):
+    def __init__(self, *, cell: Cell, suite: Suite, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.cell = cell
+        self.suite = suite
+        self.add_marker("bindconform")
+        state = self.config.stash[run_state.STATE]
+        for marker in run_state.markers(cell, suite, state.host):
+            self.add_marker(marker)
+        self.user_properties.append(("bindconform_profile", cell.profile or "raw"))
+
+    def runtest(self) -> None:
+        state = self.config.stash[run_state.STATE]
+        record = runner.execute(self.cell, self.suite, state.context())
+        self.bindconform_record = record
+        if record["status"] == "skip":
+            pytest.skip(record["reason"])
+        if record["status"] == "ungated":
+            pytest.skip(f"ungated: {record['reason']}")
+        if record["status"] == "error":
+            raise InterferenceError(record["reason"])
+        if record["status"] == "fail":
+            raise ConformanceFailure(run_state.explain(record))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ConformanceFailure | InterferenceError):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.cell.line - 1, f"{self.suite.id}: {self.cell.name}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report_ = yield
+    record = getattr(item, "bindconform_record", None)
+    if record is not None and call.when == "call":
+        setattr(report_, RECORD_ATTR, record)  # builtins only: crosses xdist as is
+    return report_
+
+
+class Recorder:
+    """Controller-side: gathers one record per cell and writes the reports once."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.state = config.stash[run_state.STATE]
+        self.book = report.Book(config.rootpath)
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.book.expect(item.nodeid for item in items if isinstance(item, CellItem | BadCaseFile))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.book.expect(ids)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, RECORD_ATTR, None)
+        if record is not None:
+            self.book.add(report.nodeid, record)
+        elif report.when == "call" or report.outcome != "passed":
+            self.book.note_outcome(report.nodeid, report.outcome, str(report.longrepr or ""))
+
+    def pytest_sessionfinish(self, exitstatus: int) -> None:
+        self.written = self.book.finish(self.state, self.state.outputs, exitstatus)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        lines = self.book.summary_lines(quiet=self.config.get_verbosity() < 0)
+        if lines:
+            terminalreporter.section("bindconform")
+            for line in lines:
+                terminalreporter.write_line(line)
+
+
+__all__ = ["CaseFile", "CellItem", "Recorder", "pytest_addoption", "pytest_collect_file"]

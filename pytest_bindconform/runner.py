@@ -1,0 +1,128 @@
+"""One cell end to end: plan, port, probe, judge; the result is one report record.
+
+The record is made of builtins only, so it travels from xdist workers to the
+controller unchanged and is exactly what the JSON report stores.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import probe
+from .host import Host
+from .model import Cell, Suite
+from .oracles import NOT_RUN, applies, judge
+from .ports import Interference, PortAllocator
+
+
+@dataclass
+class Context:
+    host: Host
+    gates: dict[str, str]
+    ports: PortAllocator
+
+    @property
+    def gate(self) -> str:
+        return self.gates.get(self.host.os, "")
+
+
+def describe(cell: Cell, suite: Suite) -> dict[str, Any]:
+    """The host-independent part of a record: what the cell is and what is expected."""
+    position = cell.position
+    return {
+        "id": f"{suite.path}::{cell.name}",
+        "suite": suite.id,
+        "name": cell.name,
+        "key": cell.key,
+        "variant": cell.variant,
+        "profile": cell.profile,
+        "line": cell.line,
+        "grid": None
+        if position is None
+        else {
+            "row": position.row,
+            "column": position.column,
+            "row_label": position.row_label,
+            "column_label": position.column_label,
+        },
+        "expected": {
+            exp.oracle: {
+                "outcome": exp.outcome,
+                "flags": ["undefined-delivery"] if exp.undefined_delivery else [],
+                "provenance": suite.oracles[exp.oracle].provenance,
+            }
+            for exp in cell.expectations
+        },
+        "steps_planned": [str(s) for s in cell.steps],
+        "under_test": str(cell.steps[cell.under_test]),
+    }
+
+
+def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
+    record = describe(cell, suite)
+    record.update(
+        scenario={"profile": cell.profile, "sockets": [], "steps": record.pop("steps_planned"),
+                  "under_test": record.pop("under_test")},
+        observed=None,
+        verdicts={
+            oid: NOT_RUN
+            for oid in record["expected"]
+            if applies(suite.oracles[oid], ctx.host.os, ctx.host.os_version)
+        },
+        gate=None,
+        status="skip",
+        reason="",
+        duration=0.0,
+    )
+    start = time.perf_counter()
+    profile = suite.profiles.get(cell.profile) if cell.profile else None
+    try:
+        planned = probe.plan(cell, profile, ctx.host)
+    except probe.Unrunnable as exc:
+        record["reason"] = str(exc)
+        record["scenario"]["sockets"] = [_unplanned(s) for s in cell.sockets]
+        return record
+    try:
+        port = ctx.ports.acquire()
+        observation = probe.run(cell, planned, port)
+        ctx.ports.release(port)
+    except Interference as exc:
+        record.update(status="error", reason=f"interference: {exc}",
+                      duration=time.perf_counter() - start)
+        record["scenario"]["sockets"] = [p.to_dict("unknown") for p in planned]
+        return record
+    record["scenario"]["sockets"] = [
+        p.to_dict(observation.states.get(p.name, "unbound")) for p in planned
+    ]
+    record["scenario"]["port"] = port
+    record["observed"] = {
+        "outcome": observation.outcome,
+        "steps": [s.to_dict() for s in observation.steps],
+    }
+    judgement = judge(
+        cell, observation.outcome, suite.oracles, ctx.gate, ctx.host.os, ctx.host.os_version
+    )
+    record.update(
+        verdicts=judgement.verdicts,
+        gate=judgement.gate,
+        status=judgement.status,
+        reason=judgement.reason,
+        duration=time.perf_counter() - start,
+    )
+    return record
+
+
+def _unplanned(spec: Any) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "family": spec.family,
+        "type": spec.type,
+        "v6only": spec.v6only,
+        "options": [],
+        "roles": list(spec.options),
+        "address": None,
+        "address_role": spec.address,
+        "state": "not created",
+    }

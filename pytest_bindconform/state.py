@@ -1,0 +1,91 @@
+"""Per-process run state, free of pytest so the engine can be driven without it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .host import Host
+from .model import ROLES, Cell, Suite
+from .oracles import parse_gates
+from .ports import PortAllocator, default_range, worker_slice
+from .runner import Context
+from .yamlsrc import CaseError, CaseFileError
+
+try:  # pytest is a dependency, but keep this module importable without it
+    from pytest import StashKey
+
+    STATE: Any = StashKey["RunState"]()
+except ImportError:  # pragma: no cover
+    STATE = "bindconform_state"
+
+
+@dataclass
+class RunState:
+    host: Host
+    gates: dict[str, str]
+    port_range: tuple[int, int] | None
+    worker: tuple[int, int]  # (index, count) of this xdist worker
+    outputs: dict[str, str] = field(default_factory=dict)
+    suites: dict[str, str] = field(default_factory=dict)  # suite id -> file
+    _context: Context | None = None
+
+    def context(self) -> Context:
+        if self._context is None:
+            lo, hi = self.port_range or default_range(self.host)
+            ports = worker_slice(lo, hi, *self.worker)
+            self._context = Context(self.host, self.gates, PortAllocator(self.host, ports))
+        return self._context
+
+    def claim_suite(self, suite_id: str, path: str, cells: list[Cell]) -> CaseFileError | None:
+        """Suite ids are global: two files with one id would merge their results."""
+        other = self.suites.setdefault(suite_id, path)
+        if other == path:
+            return None
+        line = cells[0].line if cells else 1
+        return CaseFileError(
+            [CaseError(path, line, 1, f"duplicate suite id {suite_id!r}: already used by {other}")]
+        )
+
+
+def markers(cell: Cell, suite: Suite, host: Host) -> list[str]:
+    """Marker names for -m: families, types, roles, and the concrete options on this host."""
+    from .probe import resolve_options
+
+    names: list[str] = []
+    profile = suite.profiles.get(cell.profile) if cell.profile else None
+    for spec in cell.sockets:
+        names += [spec.family, spec.type]
+        names += [o for o in spec.options if o in ROLES and o != "default"]
+        names += [o.lower() for o in resolve_options(spec, profile, host)]
+    return list(dict.fromkeys(names))
+
+
+def explain(record: dict[str, Any]) -> str:
+    """The failure text of a cell: what ran, what came back, what each oracle said."""
+    lines = [
+        f"{record['id']}",
+        f"  observed {record['observed']['outcome']} at step '{record['scenario']['under_test']}'",
+        "  steps:",
+    ]
+    for step in record["observed"]["steps"]:
+        err = f" ({step['error']}, errno {step['errno']})" if step["error"] else ""
+        lines.append(f"    {step['socket']:>8} {step['call']:<28} {step['outcome']}{err}")
+    lines.append("  sockets:")
+    for sock in record["scenario"]["sockets"]:
+        opts = "+".join(sock["options"]) or "no options"
+        v6 = "" if sock["v6only"] is None else f" v6only={int(sock['v6only'])}"
+        lines.append(
+            f"    {sock['name']:>8} {sock['family']}/{sock['type']}{v6} {opts} "
+            f"at {sock['address']} ({sock['address_role']})"
+        )
+    lines.append("  expectations:")
+    for oracle, exp in sorted(record["expected"].items()):
+        verdict = record["verdicts"].get(oracle, "not applicable here")
+        flag = "*" if exp["flags"] else ""
+        gate = "  <- gate" if oracle == record["gate"] else ""
+        lines.append(f"    {oracle:<28} {exp['outcome']}{flag:<2} {verdict}{gate}  [{exp['provenance']}]")
+    lines.append(f"  {record['reason']}")
+    return "\n".join(lines)
+
+__all__ = ["STATE", "RunState", "explain", "markers", "parse_gates"]
