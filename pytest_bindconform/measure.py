@@ -29,7 +29,7 @@ def observe(suite: Suite, host: Host, profile: str | None) -> dict[Cell, str]:
         record = execute(cell, suite, ctx)
         if record["status"] == "error":
             raise RuntimeError(f"{cell.name}: {record['reason']}")
-        seen[cell] = record["observed"]["outcome"] if record["observed"] else "?"
+        seen[cell] = record["observed"]["outcome"] if record["observed"] else "unknown"
     return seen
 
 
@@ -54,8 +54,8 @@ def tables(suite: Suite, seen: dict[Cell, str]) -> dict[tuple[tuple[str, str], .
 
 def _token(parts: list[str]) -> str:
     if not parts:
-        return "?"
-    parts = ["?" if p in (probe.NOT_RUN, probe.OTHER) else p for p in parts]
+        return "unknown"
+    parts = ["unknown" if p in (probe.NOT_RUN, probe.OTHER) else p for p in parts]
     return parts[0] if len(set(parts)) == 1 else "|".join(parts)
 
 

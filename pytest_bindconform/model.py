@@ -11,14 +11,16 @@ from dataclasses import dataclass, field
 OUTCOMES = ("ok", "INUSE", "ACCESS", "ADDRNOTAVAIL", "INVAL", "NOTSUP")
 """Outcomes a step can have that an expectation can name."""
 
-NO_CLAIM = ("n/a", "?")
+NO_CLAIM = ("n/a", "unknown")
 """Expectation tokens that make no claim: the document says the case does not
-exist (n/a), or the oracle says nothing about it (?)."""
+exist (n/a), or the oracle says nothing about it (unknown)."""
 
 OPTION_NAMES = ("SO_REUSEADDR", "SO_REUSEPORT", "SO_REUSEPORT_LB", "SO_EXCLUSIVEADDRUSE")
 ROLES = ("default", "reuse", "exclusive")
 ADDRESS_ROLES = ("wildcard", "specific", "specific2", "v4mapped-specific", "v4mapped-wildcard")
-CALLS = ("bind", "listen", "close")
+CALLS = ("bind", "listen", "connect", "accept", "send", "recv", "shutdown", "setsockopt", "close")
+STATES = ("bound", "listening", "closed-established", "time-wait")
+OWNERS = ("self", "process", "other-user")
 OS_FAMILIES = ("windows", "linux", "darwin", "freebsd")
 
 
@@ -73,15 +75,17 @@ class SocketSpec:
     v6only: bool | None  # None: the OS default
     options: tuple[str, ...]  # roles or raw names, as written
     address: str  # role or literal
+    owner: str = "self"  # self | process | other-user
 
 
 @dataclass(frozen=True)
 class Step:
     call: str
     socket: str
+    argument: str = ""  # connect: an address role or socket name; setsockopt: an option
 
     def __str__(self) -> str:
-        return f"{self.call} {self.socket}"
+        return f"{self.call} {self.socket}" + (f" {self.argument}" if self.argument else "")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class Expectation:
     outcome: str  # one of OUTCOMES or NO_CLAIM
     undefined_delivery: bool = False
     line: int = 0
+    receiver: str = ""  # who receives the traffic, when the oracle says so
 
     @property
     def claims(self) -> bool:
@@ -97,7 +102,8 @@ class Expectation:
 
     @property
     def token(self) -> str:
-        return self.outcome + ("*" if self.undefined_delivery else "")
+        token = self.outcome + ("*" if self.undefined_delivery else "")
+        return token + (f", received by {self.receiver}" if self.receiver else "")
 
 
 @dataclass(frozen=True)

@@ -79,12 +79,16 @@ def applies(oracle: Oracle, os_family: str, os_version: str) -> bool:
     return not (oracle.max_version and have > version_tuple(oracle.max_version))
 
 
-def verdict(expectation: Expectation | None, observed: str | None) -> str:
+def verdict(expectation: Expectation | None, observed: str | None, receiver: str | None = None) -> str:
     if observed is None:
         return NOT_RUN
     if expectation is None or not expectation.claims:
         return NO_CLAIM
-    return AGREE if expectation.outcome == observed else DISAGREE
+    if expectation.outcome != observed:
+        return DISAGREE
+    if expectation.receiver and expectation.receiver != (receiver or "none"):
+        return DISAGREE
+    return AGREE
 
 
 @dataclass(frozen=True)
@@ -102,13 +106,14 @@ def judge(
     gate: str,
     os_family: str,
     os_version: str,
+    receiver: str | None = None,
 ) -> Judgement:
     """Compare the observation with every applicable oracle; only the gate decides."""
     verdicts = {}
     for exp in cell.expectations:
         oracle = oracles[exp.oracle]
         if applies(oracle, os_family, os_version):
-            verdicts[exp.oracle] = verdict(exp, observed)
+            verdicts[exp.oracle] = verdict(exp, observed, receiver)
     gate_exp = cell.expectation(gate)
     if gate_exp is None or not gate_exp.claims or gate not in verdicts:
         others = ", ".join(f"{k}: {v}" for k, v in sorted(verdicts.items())) or "none applies"
@@ -122,10 +127,11 @@ def judge(
         )
     if verdicts[gate] == AGREE:
         return Judgement(verdicts, gate, "pass", "")
+    seen = observed + (f", received by {receiver or 'none'}" if gate_exp.receiver else "")
     return Judgement(
         verdicts,
         gate,
         "fail",
-        f"observed {observed}, gate oracle {gate!r} expects {gate_exp.token} "
+        f"observed {seen}, gate oracle {gate!r} expects {gate_exp.token} "
         f"({oracles[gate].provenance})",
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from . import cases, host, oracles, ports, report, runner
+from . import cases, host, isolate, oracles, ports, report, runner
 from . import state as run_state
 from .model import Cell, Suite
 from .yamlsrc import CaseFileError
@@ -49,7 +49,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help=f"write the {fmt.upper()} conformance report to PATH "
             f"(OS name substituted for {{os}}). ini: bindconform_{fmt}",
         )
+    group.addoption(
+        "--bindconform-isolate",
+        choices=("host", "netns"),
+        default=None,
+        help="netns (Linux): run every cell inside a private network namespace made for this "
+        "run, with extra loopback addresses; falls back to the host, saying why, where "
+        "namespaces are not permitted. Default: host. ini: bindconform_isolate",
+    )
     parser.addini("bindconform_gate", "OS=ORACLE gate entries", type="linelist", default=[])
+    parser.addini("bindconform_isolate", "host or netns", default="host")
     parser.addini("bindconform_ports", "port range LOW-HIGH for cells", default="")
     parser.addini(
         "bindconform_cases",
@@ -88,16 +97,33 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     workerinput = getattr(config, "workerinput", None)
-    fingerprint = (
-        host.Host.from_dict(workerinput[HOST_KEY])
-        if workerinput and HOST_KEY in workerinput
-        else host.fingerprint()
-    )
+    if workerinput and HOST_KEY in workerinput:
+        fingerprint = host.Host.from_dict(workerinput[HOST_KEY])
+    else:
+        fingerprint = host.fingerprint(_isolate(config))
     state = run_state.RunState(fingerprint, gates, port_range, _worker_index(config))
     config.stash[run_state.STATE] = state
     if workerinput is None:
         state.outputs = {fmt: _setting(config, fmt) for fmt in ("json", "md", "html")}
         config.pluginmanager.register(Recorder(config), "bindconform-recorder")
+
+
+def _isolate(config: pytest.Config) -> str:
+    """Enter the private namespace now, before xdist starts workers that inherit it."""
+    mode = _setting(config, "isolate") or "host"
+    if mode not in ("host", "netns"):
+        raise pytest.UsageError(f"bindconform_isolate: {mode!r} is not one of host, netns")
+    if mode == "host":
+        return "host"
+    try:
+        isolate.enter_netns()
+    except isolate.IsolationUnavailable as exc:
+        config.issue_config_time_warning(
+            pytest.PytestWarning(f"bindconform: netns isolation unavailable, running on the host: {exc}"),
+            stacklevel=2,
+        )
+        return f"host (netns unavailable: {exc})"
+    return "netns"
 
 
 def _worker_index(config: pytest.Config) -> tuple[int, int]:

@@ -108,9 +108,13 @@ class PortAllocator:
             "--bindconform-ports"
         )
 
-    def release(self, port: int) -> None:
-        """Prove the port free again now that the cell's sockets are closed."""
-        if not is_free(port, self.host):
+    def release(self, port: int, strict: bool = True) -> None:
+        """Prove the port free again now that the cell's sockets are closed.
+
+        Not strict after TCP connections: their TIME_WAIT entries may hold the
+        port for a minute by design (the allocator then skips it).
+        """
+        if strict and not is_free(port, self.host):
             raise Interference(
                 f"port {port} was taken by another process during the cell: the observed "
                 "outcome may be that process's doing, so no verdict is given; rerun, or "

@@ -1,306 +1,219 @@
 """Run one cell with real sockets and record what every system call did.
 
-Nothing here is simulated: each step is a real socket()/setsockopt()/bind()/
-listen()/close() on the host, and every socket is closed whatever happens.
+Nothing here is simulated: each step is a real system call on the host (in
+this process, or in a child process when the case gives a socket another
+owner), and every socket is closed whatever happens. When several sockets end
+up sharing the port, real traffic is sent to find out who receives it.
 """
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import socket
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from .host import Host
-from .model import ROLES, Cell, Profile, SocketSpec
+from .model import Cell, Profile, SocketSpec, Step
+from .ops import OTHER, Executor, error_name, normalise
+from .owner import Child
+from .plan import PlannedSocket, Unrunnable, plan, resolve_address, resolve_options
 
-FAMILIES = {"inet": socket.AF_INET, "inet6": getattr(socket, "AF_INET6", -1)}
-TYPES = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM}
-WILDCARD = {"inet": "0.0.0.0", "inet6": "::"}
-
-# errno names (POSIX) and their Winsock twins, folded into the case vocabulary.
-_NORMALISED = {
-    "INUSE": ("EADDRINUSE", "WSAEADDRINUSE"),
-    "ACCESS": ("EACCES", "WSAEACCES"),
-    "ADDRNOTAVAIL": ("EADDRNOTAVAIL", "WSAEADDRNOTAVAIL"),
-    "INVAL": ("EINVAL", "WSAEINVAL"),
-    "NOTSUP": ("ENOPROTOOPT", "WSAENOPROTOOPT", "EOPNOTSUPP", "WSAEOPNOTSUPP", "ENOTSUP"),
-}
-_WINSOCK_CODES = {
-    10048: "WSAEADDRINUSE",
-    10013: "WSAEACCES",
-    10049: "WSAEADDRNOTAVAIL",
-    10022: "WSAEINVAL",
-    10042: "WSAENOPROTOOPT",
-    10045: "WSAEOPNOTSUPP",
-}
 NOT_RUN = "not-run"
-OTHER = "OTHER"
-
-
-def error_name(code: int) -> str:
-    return _WINSOCK_CODES.get(code) or errno.errorcode.get(code, f"errno {code}")
-
-
-def normalise(exc: OSError) -> tuple[str, int, str]:
-    """(outcome, errno, raw name) of a failed call."""
-    code = getattr(exc, "winerror", None) or exc.errno or 0
-    name = error_name(code)
-    for outcome, names in _NORMALISED.items():
-        if name in names:
-            return outcome, code, name
-    return OTHER, code, name
-
-
-@dataclass(frozen=True)
-class PlannedSocket:
-    """A socket as it will really be created on this host."""
-
-    name: str
-    family: str
-    type: str
-    v6only: bool | None
-    options: tuple[str, ...]  # concrete option names
-    address: str  # literal
-    roles: tuple[str, ...]  # options as the case wrote them
-    address_role: str
-
-    def to_dict(self, state: str) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "family": self.family,
-            "type": self.type,
-            "v6only": self.v6only,
-            "options": list(self.options),
-            "roles": list(self.roles),
-            "address": self.address,
-            "address_role": self.address_role,
-            "state": state,
-        }
-
-
-@dataclass
-class StepRecord:
-    socket: str
-    call: str
-    outcome: str
-    errno: int = 0
-    error: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "socket": self.socket,
-            "call": self.call,
-            "outcome": self.outcome,
-            "errno": self.errno,
-            "error": self.error,
-        }
+DELIVERY_PROBES = 16  # enough that a two-way load balancer shows both sides (1 - 2**-15)
+WILDCARDS = ("0.0.0.0", "::", "::ffff:0.0.0.0")
 
 
 @dataclass
 class Observation:
     outcome: str
-    steps: list[StepRecord] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
     states: dict[str, str] = field(default_factory=dict)
+    delivery: dict[str, Any] | None = None
+    connections: bool = False  # TCP connections were made: TIME_WAIT may linger on the port
     duration: float = 0.0
 
 
-class Unrunnable(Exception):
-    """This host lacks what the cell needs; the message says how to enable it."""
+def connectable(address: str, family: str, host: Host) -> str:
+    """A wildcard is not a destination: traffic for it goes to this host's loopback."""
+    if address in ("0.0.0.0", "::ffff:0.0.0.0"):
+        v4 = host.specific("inet", 0) or "127.0.0.1"
+        return f"::ffff:{v4}" if family == "inet6" and address.startswith("::ffff:") else v4
+    if address == "::":
+        return host.specific("inet6", 0) or "::1"
+    return address
 
 
-def _os_kind(host: Host) -> str:
-    return "windows" if host.os == "windows" else "posix"
+class _Run:
+    """The live state of one cell: who holds each socket, socket states, step records."""
 
+    def __init__(self, cell: Cell, planned: list[PlannedSocket], port: int,
+                 profile: Profile | None, host: Host):
+        self.cell, self.port, self.profile, self.host = cell, port, profile, host
+        self.planned = {p.name: p for p in planned}
+        self.local = Executor()
+        self.children: dict[str, Child] = {}
+        self.where: dict[str, Executor | Child] = {}
+        self.states = {p.name: "unbound" for p in planned}
+        self.failed: dict[str, dict[str, Any]] = {}  # socket -> the call that made it unusable
+        self.steps: list[dict[str, Any]] = []
+        self.connections = False
 
-def resolve_options(spec: SocketSpec, profile: Profile | None, host: Host) -> tuple[str, ...]:
-    out: list[str] = []
-    for item in spec.options:
-        if item in ROLES:
-            names = profile.resolve(item, _os_kind(host)) if profile else ()
+    def holder(self, owner: str) -> Executor | Child:
+        if owner == "self":
+            return self.local
+        if owner not in self.children:
+            self.children[owner] = Child(owner)
+        return self.children[owner]
+
+    def send(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
+        answer = self.where[name].do({"socket": name, **req})
+        self.steps.append(answer)
+        if answer["outcome"] != "ok":
+            self.failed.setdefault(name.split(".")[0], answer)
+        return answer
+
+    def create(self, name: str) -> None:
+        p = self.planned[name]
+        self.where[name] = self.holder(p.owner)
+        if self.send(name, {"op": "socket", "family": p.family, "type": p.type})["outcome"] != "ok":
+            return
+        requests = []
+        if p.v6only is not None:
+            requests.append({"option": "IPV6_V6ONLY", "value": p.v6only})
+        requests += [{"option": option} for option in p.options]
+        for req in requests:
+            call = f"setsockopt {req['option']}"
+            if self.send(name, {"op": "setsockopt", "call": call, **req})["outcome"] != "ok":
+                return
+
+    def target(self, step: Step) -> str:
+        """Where 'connect X TARGET' goes: another socket's address, or an address role."""
+        family = self.planned[step.socket].family
+        if step.argument in self.planned:
+            address = self.planned[step.argument].address
         else:
-            names = (item,)
-        out += [n for n in names if n not in out]
-    return tuple(out)
+            spec = SocketSpec(step.socket, family, "stream", None, (), step.argument)
+            address = resolve_address(spec, self.host)
+        return connectable(address, family, self.host)
+
+    def step(self, step: Step) -> dict[str, Any]:
+        name = step.socket
+        base = name.split(".")[0]
+        if name == base and name not in self.where and name not in self.failed:
+            self.create(name)
+        if base in self.failed or name not in self.where:
+            self.steps.append({"socket": name, "call": step.call, "outcome": NOT_RUN,
+                               "errno": 0, "error": ""})
+            return self.failed.get(base, self.steps[-1])
+        call = step.call
+        if call == "bind":
+            req: dict[str, Any] = {"op": "bind", "address": self.planned[name].address, "port": self.port}
+        elif call == "connect":
+            self.connections = True
+            address = self.target(step)
+            req = {"op": "connect", "address": address, "port": self.port, "call": f"connect {address}"}
+        elif call == "accept":
+            req = {"op": "accept", "into": f"{name}.conn"}
+        elif call == "setsockopt":
+            spec = SocketSpec(name, "inet", "stream", None, (step.argument,), "wildcard")
+            answer: dict[str, Any] = {"outcome": "ok"}
+            for option in resolve_options(spec, self.profile, self.host):
+                answer = self.send(name, {"op": "setsockopt", "option": option,
+                                          "call": f"setsockopt {option}"})
+            return answer
+        else:  # listen, send, recv, shutdown, close
+            req = {"op": call}
+        answer = self.send(name, req)
+        if answer["outcome"] == "ok":
+            if call in ("bind", "listen"):
+                self.states[name] = "bound" if call == "bind" else "listening"
+            elif call == "accept":
+                self.where[f"{name}.conn"] = self.where[name]
+            elif call == "close":
+                del self.where[name]
+                if name in self.states:
+                    self.states[name] = "closed"
+        return answer
+
+    def deliver(self) -> dict[str, Any] | None:
+        """Who receives traffic sent to the shared address, when several sockets could."""
+        kinds = {p.type for p in self.planned.values() if self.states[p.name] != "unbound"}
+        if len(kinds) != 1:
+            return None
+        kind = kinds.pop()
+        wanted = "listening" if kind == "stream" else "bound"
+        sharing = [n for n, st in self.states.items() if st == wanted and n in self.where]
+        if len(sharing) < 2:
+            return None
+        specific = [self.planned[n].address for n in reversed(sharing)
+                    if self.planned[n].address not in WILDCARDS]
+        first = self.planned[sharing[0]]
+        address = connectable(specific[0] if specific else first.address, first.family, self.host)
+        family = "inet6" if ":" in address else "inet"
+        if kind == "stream":
+            self.connections = True
+        sent = 0
+        clients = [f"probe{i}" for i in range(DELIVERY_PROBES)]
+        try:
+            for client in clients:
+                self.local.do({"socket": client, "op": "socket", "family": family, "type": kind})
+                answer = self.local.do({"socket": client, "op": "connect", "address": address,
+                                        "port": self.port})
+                if answer["outcome"] == "ok" and kind == "dgram":
+                    answer = self.local.do({"socket": client, "op": "send"})
+                sent += answer["outcome"] == "ok"
+            received = {n: int(self.where[n].do({"socket": n, "op": "drain"}).get("count", 0))
+                        for n in sharing}
+        finally:
+            for client in clients:
+                _abort(self.local, client)
+        got = [n for n, count in received.items() if count]
+        receiver = "none" if not got else got[0] if len(got) == 1 else "both" if len(got) == 2 else "shared"
+        return {"target": address, "sent": sent, "received": received, "receiver": receiver}
+
+    def close(self) -> None:
+        self.local.close_all()
+        for child in self.children.values():
+            child.close()
 
 
-_ADD_IPV4 = {
-    "darwin": "sudo ifconfig lo0 alias 127.0.0.2 up",
-    "freebsd": "sudo ifconfig lo0 alias 127.0.0.2/32",
-    "linux": "sudo ip addr add 127.0.0.2/8 dev lo",
-    "windows": "127.0.0.0/8 should answer on loopback; check the firewall",
-}
+def _abort(executor: Executor, name: str) -> None:
+    """Close a probe client with an RST, so it leaves no TIME_WAIT entry behind."""
+    sock = executor.socks.pop(name, None)
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
-def _missing_address(host: Host, family: str, what: str) -> str:
-    if family == "inet":
-        return (
-            f"needs {what} IPv4 address (127.0.0.2) that this host lacks; "
-            f"add it with: {_ADD_IPV4.get(host.os, 'an alias on the loopback interface')}"
-        )
-    if host.os == "linux":
-        how = (
-            "run with --bindconform-isolate=netns, or add one: "
-            "sudo ip -6 addr add 2001:db8::1/128 dev lo"
-        )
-    else:
-        how = "add a documentation-prefix address (2001:db8::1) to the loopback interface"
-    return f"needs {what} IPv6 address besides ::1, which this host lacks; {how}"
+def run(cell: Cell, planned: list[PlannedSocket], port: int, host: Host,
+        profile: Profile | None = None) -> Observation:
+    """Execute the cell's steps on a port; the outcome is that of the step under test.
 
-
-def resolve_address(spec: SocketSpec, host: Host) -> str:
-    role = spec.address
-    if role == "wildcard":
-        return WILDCARD[spec.family]
-    if role == "v4mapped-wildcard":
-        return "::ffff:0.0.0.0"
-    if role in ("specific", "specific2"):
-        index = 0 if role == "specific" else 1
-        found = host.specific(spec.family, index)
-        if found is None:
-            raise Unrunnable(_missing_address(host, spec.family, "a second" if index else "a"))
-        return found
-    if role == "v4mapped-specific":
-        found = host.specific("inet", 0)
-        if found is None:
-            raise Unrunnable(_missing_address(host, "inet", "a"))
-        return f"::ffff:{found}"
-    # a literal: wildcards always exist; a specific one must be on this host
-    if role in ("0.0.0.0", "::") or role.startswith("::ffff:"):
-        return role
-    if role not in host.addresses.get(spec.family, ()):
-        raise Unrunnable(
-            f"address {role} is not configured on this host; "
-            + (_missing_address(host, spec.family, "this") if role not in ("127.0.0.1", "::1") else "")
-        )
-    return role
-
-
-_OPTION_HOME = {
-    "SO_EXCLUSIVEADDRUSE": "a Windows-only option",
-    "SO_REUSEPORT": "not on Windows",
-    "SO_REUSEPORT_LB": "FreeBSD only",
-    "SO_REUSEADDR": "present on every supported OS",
-}
-
-
-def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]:
-    """Concrete sockets for this host, or Unrunnable with how to enable the cell."""
-    planned = []
-    for spec in cell.sockets:
-        if spec.family == "inet6" and not host.ipv6:
-            raise Unrunnable("needs IPv6, which is not available on this host; enable IPv6 on loopback (::1)")
-        options = resolve_options(spec, profile, host)
-        for name in options:
-            if name not in host.options:
-                raise Unrunnable(
-                    f"{name} does not exist on {host.os} ({_OPTION_HOME.get(name, 'unknown option')}); "
-                    "this cell can only run where the OS has it"
-                )
-        planned.append(
-            PlannedSocket(
-                name=spec.name,
-                family=spec.family,
-                type=spec.type,
-                v6only=spec.v6only,
-                options=options,
-                address=resolve_address(spec, host),
-                roles=spec.options,
-                address_role=spec.address,
-            )
-        )
-    return planned
-
-
-class _Open:
-    """The live sockets of one run; closes them all on exit."""
-
-    def __init__(self) -> None:
-        self.socks: dict[str, socket.socket] = {}
-        self.dead: dict[str, StepRecord] = {}
-
-    def __enter__(self) -> _Open:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s in self.socks.values():
-            s.close()
-
-
-def _call(record: list[StepRecord], sock: str, call: str, fn: Any, *args: Any) -> StepRecord:
-    try:
-        fn(*args)
-        rec = StepRecord(sock, call, "ok")
-    except OSError as exc:
-        outcome, code, name = normalise(exc)
-        rec = StepRecord(sock, call, outcome, code, name)
-    record.append(rec)
-    return rec
-
-
-def _create(p: PlannedSocket, live: _Open, record: list[StepRecord]) -> bool:
-    try:
-        s = socket.socket(FAMILIES[p.family], TYPES[p.type])
-    except OSError as exc:
-        outcome, code, name = normalise(exc)
-        live.dead[p.name] = StepRecord(p.name, "socket", outcome, code, name)
-        record.append(live.dead[p.name])
-        return False
-    live.socks[p.name] = s
-    record.append(StepRecord(p.name, "socket", "ok"))
-    steps = []
-    if p.v6only is not None:
-        steps.append(("setsockopt IPV6_V6ONLY", socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(p.v6only)))
-    for name in p.options:
-        steps.append((f"setsockopt {name}", socket.SOL_SOCKET, getattr(socket, name), 1))
-    for call, level, opt, value in steps:
-        rec = _call(record, p.name, call, s.setsockopt, level, opt, value)
-        if rec.outcome != "ok":
-            live.dead[p.name] = rec
-            return False
-    return True
-
-
-def run(cell: Cell, planned: list[PlannedSocket], port: int) -> Observation:
-    """Execute the cell's steps on a port; the outcome is that of the step under test."""
+    A step on a socket that an earlier call made unusable is recorded as not-run;
+    if that is the step under test, the outcome is the earlier call's.
+    """
     start = time.perf_counter()
-    by_name = {p.name: p for p in planned}
-    record: list[StepRecord] = []
-    states = {p.name: "unbound" for p in planned}
+    live = _Run(cell, planned, port, profile, host)
     outcome = NOT_RUN
     state_at_test: dict[str, str] = {}
-    with _Open() as live:
+    try:
         for index, step in enumerate(cell.steps):
             if index == cell.under_test:
-                state_at_test = dict(states)
-            p = by_name[step.socket]
-            if step.socket not in live.socks and step.socket not in live.dead:
-                _create(p, live, record)
-            if step.socket in live.dead:
-                rec = StepRecord(step.socket, step.call, NOT_RUN)
-                record.append(rec)
-                if index == cell.under_test:
-                    outcome = live.dead[step.socket].outcome
-                continue
-            s = live.socks[step.socket]
-            if step.call == "bind":
-                rec = _call(record, step.socket, "bind", s.bind, (p.address, port))
-                if rec.outcome == "ok":
-                    states[step.socket] = "bound"
-            elif step.call == "listen":
-                rec = _call(record, step.socket, "listen", s.listen, 8)
-                if rec.outcome == "ok":
-                    states[step.socket] = "listening"
-            else:  # close
-                s.close()
-                del live.socks[step.socket]
-                live.dead[step.socket] = rec = StepRecord(step.socket, "close", "ok")
-                record.append(rec)
-                states[step.socket] = "closed"
-                continue
-            if rec.outcome != "ok":
-                live.dead[step.socket] = rec
+                state_at_test = dict(live.states)
+            answer = live.step(step)
             if index == cell.under_test:
-                outcome = rec.outcome
-    return Observation(outcome, record, state_at_test, time.perf_counter() - start)
+                outcome = answer["outcome"]
+        delivery = live.deliver()
+    finally:
+        live.close()
+    return Observation(outcome, live.steps, state_at_test, delivery, live.connections,
+                       time.perf_counter() - start)
+
+
+__all__ = ["NOT_RUN", "OTHER", "Observation", "PlannedSocket", "Unrunnable", "error_name",
+           "normalise", "plan", "resolve_options", "run"]

@@ -51,6 +51,7 @@ def describe(cell: Cell, suite: Suite) -> dict[str, Any]:
             exp.oracle: {
                 "outcome": exp.outcome,
                 "flags": ["undefined-delivery"] if exp.undefined_delivery else [],
+                **({"receiver": exp.receiver} if exp.receiver else {}),
                 "provenance": suite.oracles[exp.oracle].provenance,
             }
             for exp in cell.expectations
@@ -86,8 +87,8 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         return record
     try:
         port = ctx.ports.acquire()
-        observation = probe.run(cell, planned, port)
-        ctx.ports.release(port)
+        observation = probe.run(cell, planned, port, ctx.host, profile)
+        ctx.ports.release(port, strict=not observation.connections)
     except Interference as exc:
         record.update(status="error", reason=f"interference: {exc}",
                       duration=time.perf_counter() - start)
@@ -99,10 +100,13 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
     record["scenario"]["port"] = port
     record["observed"] = {
         "outcome": observation.outcome,
-        "steps": [s.to_dict() for s in observation.steps],
+        "steps": observation.steps,
+        "delivery": observation.delivery,
     }
+    receiver = observation.delivery["receiver"] if observation.delivery else None
     judgement = judge(
-        cell, observation.outcome, suite.oracles, ctx.gate, ctx.host.os, ctx.host.os_version
+        cell, observation.outcome, suite.oracles, ctx.gate, ctx.host.os, ctx.host.os_version,
+        receiver,
     )
     record.update(
         verdicts=judgement.verdicts,

@@ -79,6 +79,13 @@ def explain(record: dict[str, Any]) -> str:
             f"    {sock['name']:>8} {sock['family']}/{sock['type']}{v6} {opts} "
             f"at {sock['address']} ({sock['address_role']})"
         )
+    delivery = record["observed"].get("delivery")
+    if delivery:
+        counts = ", ".join(f"{k}: {v}" for k, v in delivery["received"].items())
+        lines.append(
+            f"  delivery: {delivery['sent']} sent to {delivery['target']}; received {counts} "
+            f"-> {delivery['receiver']}"
+        )
     lines.append("  expectations:")
     for oracle, exp in sorted(record["expected"].items()):
         verdict = record["verdicts"].get(oracle, "not applicable here")

@@ -1,0 +1,157 @@
+"""Socket operations by name, so the same code runs here or in a child process.
+
+A request is a dict of builtins ({"op": "bind", "socket": "a", ...}) and the
+answer is a step record; that keeps the child-process owner (owner.py) a thin
+pipe around this module. Every blocking call has a timeout: a timed-out call is
+the outcome TIMEOUT, never a hang.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import struct
+from typing import Any
+
+FAMILIES = {"inet": socket.AF_INET, "inet6": getattr(socket, "AF_INET6", -1)}
+TYPES = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM}
+TIMEOUT = 2.0  # seconds; loopback answers in microseconds, so this only bounds a hang
+
+# errno names (POSIX) and their Winsock twins, folded into the case vocabulary.
+_NORMALISED = {
+    "INUSE": ("EADDRINUSE", "WSAEADDRINUSE"),
+    "ACCESS": ("EACCES", "WSAEACCES", "EPERM"),
+    "ADDRNOTAVAIL": ("EADDRNOTAVAIL", "WSAEADDRNOTAVAIL"),
+    "INVAL": ("EINVAL", "WSAEINVAL"),
+    "NOTSUP": ("ENOPROTOOPT", "WSAENOPROTOOPT", "EOPNOTSUPP", "WSAEOPNOTSUPP", "ENOTSUP"),
+    "REFUSED": ("ECONNREFUSED", "WSAECONNREFUSED"),
+    "TIMEOUT": ("ETIMEDOUT", "WSAETIMEDOUT"),
+}
+_WINSOCK_CODES = {
+    10048: "WSAEADDRINUSE",
+    10013: "WSAEACCES",
+    10049: "WSAEADDRNOTAVAIL",
+    10022: "WSAEINVAL",
+    10042: "WSAENOPROTOOPT",
+    10045: "WSAEOPNOTSUPP",
+    10061: "WSAECONNREFUSED",
+    10060: "WSAETIMEDOUT",
+}
+OTHER = "OTHER"
+
+
+def error_name(code: int) -> str:
+    return _WINSOCK_CODES.get(code) or errno.errorcode.get(code, f"errno {code}")
+
+
+def normalise(exc: OSError) -> tuple[str, int, str]:
+    """(outcome, errno, raw name) of a failed call."""
+    if isinstance(exc, TimeoutError) and not exc.errno:
+        return "TIMEOUT", 0, "timed out"
+    code = getattr(exc, "winerror", None) or exc.errno or 0
+    name = error_name(code)
+    for outcome, names in _NORMALISED.items():
+        if name in names:
+            return outcome, code, name
+    return OTHER, code, name
+
+
+def record(sock: str, call: str, outcome: str = "ok", code: int = 0, name: str = "") -> dict[str, Any]:
+    return {"socket": sock, "call": call, "outcome": outcome, "errno": code, "error": name}
+
+
+class Executor:
+    """Owns named sockets and performs requests on them."""
+
+    def __init__(self) -> None:
+        self.socks: dict[str, socket.socket] = {}
+
+    def do(self, req: dict[str, Any]) -> dict[str, Any]:
+        name, op = req["socket"], req["op"]
+        call = req.get("call", op)
+        try:
+            extra = getattr(self, f"_{op}")(name, req)
+        except OSError as exc:
+            return record(name, call, *normalise(exc))
+        out = record(name, call)
+        if extra:
+            out.update(extra)
+        return out
+
+    def close_all(self) -> None:
+        for s in self.socks.values():
+            s.close()
+        self.socks.clear()
+
+    # -- operations ---------------------------------------------------------
+    def _socket(self, name: str, req: dict[str, Any]) -> None:
+        self.socks[name] = socket.socket(FAMILIES[req["family"]], TYPES[req["type"]])
+
+    def _setsockopt(self, name: str, req: dict[str, Any]) -> None:
+        option = req["option"]
+        if option == "IPV6_V6ONLY":
+            self.socks[name].setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(req["value"]))
+        else:
+            self.socks[name].setsockopt(socket.SOL_SOCKET, getattr(socket, option), 1)
+
+    def _bind(self, name: str, req: dict[str, Any]) -> None:
+        self.socks[name].bind((req["address"], req["port"]))
+
+    def _listen(self, name: str, req: dict[str, Any]) -> None:
+        self.socks[name].listen(16)
+
+    def _connect(self, name: str, req: dict[str, Any]) -> None:
+        s = self.socks[name]
+        s.settimeout(TIMEOUT)
+        try:
+            s.connect((req["address"], req["port"]))
+        finally:
+            s.settimeout(None)
+
+    def _accept(self, name: str, req: dict[str, Any]) -> None:
+        s = self.socks[name]
+        ready, _, _ = select.select([s], [], [], TIMEOUT)
+        if not ready:
+            raise TimeoutError("accept timed out")
+        conn, _ = s.accept()
+        self.socks[req["into"]] = conn
+
+    def _send(self, name: str, req: dict[str, Any]) -> None:
+        self.socks[name].send(b"bindconform")
+
+    def _recv(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
+        s = self.socks[name]
+        ready, _, _ = select.select([s], [], [], TIMEOUT)
+        if not ready:
+            raise TimeoutError("recv timed out")
+        return {"bytes": len(s.recv(65536))}
+
+    def _shutdown(self, name: str, req: dict[str, Any]) -> None:
+        self.socks[name].shutdown(socket.SHUT_WR)
+
+    def _close(self, name: str, req: dict[str, Any]) -> None:
+        self.socks.pop(name).close()
+
+    def _drain(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
+        """Count what arrived for this socket (connections or datagrams), without blocking long."""
+        s = self.socks[name]
+        count = 0
+        wait = float(req.get("wait", 0.05))
+        while True:
+            ready, _, _ = select.select([s], [], [], wait)
+            if not ready:
+                break
+            wait = 0.0
+            if s.type == socket.SOCK_STREAM:
+                conn, _ = s.accept()
+                # RST instead of FIN: no TIME_WAIT entry is left on the case's port
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+            else:
+                s.recv(65536)
+            count += 1
+        return {"count": count}
+
+    def _sockname(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
+        return {"address": self.socks[name].getsockname()[0]}

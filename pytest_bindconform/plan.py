@@ -1,0 +1,159 @@
+"""From a cell as written to sockets as this host will create them.
+
+Roles become concrete option names (through the profile) and literal
+addresses; whatever the host lacks becomes Unrunnable with a reason that says
+how to enable the cell, so an unknown is never mistaken for a pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .host import Host
+from .model import ROLES, Cell, Profile, SocketSpec
+from .owner import OwnerUnavailable, other_user_ids
+
+WILDCARD = {"inet": "0.0.0.0", "inet6": "::"}
+
+
+@dataclass(frozen=True)
+class PlannedSocket:
+    """A socket as it will really be created on this host."""
+
+    name: str
+    family: str
+    type: str
+    v6only: bool | None
+    options: tuple[str, ...]  # concrete option names
+    address: str  # literal
+    roles: tuple[str, ...]  # options as the case wrote them
+    address_role: str
+    owner: str = "self"
+
+    def to_dict(self, state: str) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "type": self.type,
+            "v6only": self.v6only,
+            "options": list(self.options),
+            "roles": list(self.roles),
+            "address": self.address,
+            "address_role": self.address_role,
+            "owner": self.owner,
+            "state": state,
+        }
+
+
+class Unrunnable(Exception):
+    """This host lacks what the cell needs; the message says how to enable it."""
+
+
+def _os_kind(host: Host) -> str:
+    return "windows" if host.os == "windows" else "posix"
+
+
+def resolve_options(spec: SocketSpec, profile: Profile | None, host: Host) -> tuple[str, ...]:
+    out: list[str] = []
+    for item in spec.options:
+        if item in ROLES:
+            names = profile.resolve(item, _os_kind(host)) if profile else ()
+        else:
+            names = (item,)
+        out += [n for n in names if n not in out]
+    return tuple(out)
+
+
+_ADD_IPV4 = {
+    "darwin": "sudo ifconfig lo0 alias 127.0.0.2 up",
+    "freebsd": "sudo ifconfig lo0 alias 127.0.0.2/32",
+    "linux": "sudo ip addr add 127.0.0.2/8 dev lo",
+    "windows": "127.0.0.0/8 should answer on loopback; check the firewall",
+}
+
+
+def _missing_address(host: Host, family: str, what: str) -> str:
+    if family == "inet":
+        return (
+            f"needs {what} IPv4 address (127.0.0.2) that this host lacks; "
+            f"add it with: {_ADD_IPV4.get(host.os, 'an alias on the loopback interface')}"
+        )
+    if host.os == "linux":
+        how = (
+            "run with --bindconform-isolate=netns, or add one: "
+            "sudo ip -6 addr add 2001:db8::1/128 dev lo"
+        )
+    else:
+        how = "add a documentation-prefix address (2001:db8::1) to the loopback interface"
+    return f"needs {what} IPv6 address besides ::1, which this host lacks; {how}"
+
+
+def resolve_address(spec: SocketSpec, host: Host) -> str:
+    role = spec.address
+    if role == "wildcard":
+        return WILDCARD[spec.family]
+    if role == "v4mapped-wildcard":
+        return "::ffff:0.0.0.0"
+    if role in ("specific", "specific2"):
+        index = 0 if role == "specific" else 1
+        found = host.specific(spec.family, index)
+        if found is None:
+            raise Unrunnable(_missing_address(host, spec.family, "a second" if index else "a"))
+        return found
+    if role == "v4mapped-specific":
+        found = host.specific("inet", 0)
+        if found is None:
+            raise Unrunnable(_missing_address(host, "inet", "a"))
+        return f"::ffff:{found}"
+    # a literal: wildcards always exist; a specific one must be on this host
+    if role in ("0.0.0.0", "::") or role.startswith("::ffff:"):
+        return role
+    if role not in host.addresses.get(spec.family, ()):
+        raise Unrunnable(
+            f"address {role} is not configured on this host; "
+            + (_missing_address(host, spec.family, "this") if role not in ("127.0.0.1", "::1") else "")
+        )
+    return role
+
+
+_OPTION_HOME = {
+    "SO_EXCLUSIVEADDRUSE": "a Windows-only option",
+    "SO_REUSEPORT": "not on Windows",
+    "SO_REUSEPORT_LB": "FreeBSD only",
+    "SO_REUSEADDR": "present on every supported OS",
+}
+
+
+def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]:
+    """Concrete sockets for this host, or Unrunnable with how to enable the cell."""
+    planned = []
+    for spec in cell.sockets:
+        if spec.owner == "other-user":
+            try:
+                other_user_ids()
+            except OwnerUnavailable as exc:
+                raise Unrunnable(str(exc)) from None
+        if spec.family == "inet6" and not host.ipv6:
+            raise Unrunnable("needs IPv6, which is not available on this host; enable IPv6 on loopback (::1)")
+        options = resolve_options(spec, profile, host)
+        for name in options:
+            if name not in host.options:
+                raise Unrunnable(
+                    f"{name} does not exist on {host.os} ({_OPTION_HOME.get(name, 'unknown option')}); "
+                    "this cell can only run where the OS has it"
+                )
+        planned.append(
+            PlannedSocket(
+                name=spec.name,
+                family=spec.family,
+                type=spec.type,
+                v6only=spec.v6only,
+                options=options,
+                address=resolve_address(spec, host),
+                roles=spec.options,
+                address_role=spec.address,
+                owner=spec.owner,
+            )
+        )
+    return planned
