@@ -89,6 +89,19 @@ class Host:
     addresses: dict[str, tuple[str, ...]]  # family -> specific addresses that exist
     sysctl: dict[str, str] = field(default_factory=dict)
     isolation: str = "host"
+    # Windows: port ranges reserved by the OS (Hyper-V, WinNAT...); a bind there is WSAEACCES
+    excluded_ports: tuple[tuple[int, int], ...] = ()
+    ephemeral_ports: tuple[int, int] | None = None
+
+    def privileged(self, port: int) -> bool:
+        """Would binding this port need privileges this run lacks?"""
+        if self.admin:
+            return False
+        start = self.sysctl.get("net.ipv4.ip_unprivileged_port_start")
+        return port < (int(start) if start else 1024) and self.os != "windows"
+
+    def excluded(self, port: int) -> bool:
+        return any(lo <= port <= hi for lo, hi in self.excluded_ports)
 
     def specific(self, family: str, index: int) -> str | None:
         found = self.addresses.get(family, ())
@@ -98,6 +111,8 @@ class Host:
         data = asdict(self)
         data["options"] = list(self.options)
         data["addresses"] = {k: list(v) for k, v in self.addresses.items()}
+        data["excluded_ports"] = [list(r) for r in self.excluded_ports]
+        data["ephemeral_ports"] = list(self.ephemeral_ports) if self.ephemeral_ports else None
         return data
 
     @classmethod
@@ -105,6 +120,9 @@ class Host:
         data = dict(data)
         data["options"] = tuple(data["options"])
         data["addresses"] = {k: tuple(v) for k, v in data["addresses"].items()}
+        data["excluded_ports"] = tuple(tuple(r) for r in data.get("excluded_ports", ()))
+        eph = data.get("ephemeral_ports")
+        data["ephemeral_ports"] = tuple(eph) if eph else None
         return cls(**data)
 
     def header(self) -> str:
@@ -119,6 +137,44 @@ class Host:
             + (f", {sys_bits}" if sys_bits else "")
             + f", isolation {self.isolation}"
         )
+
+
+def parse_excluded_ranges(text: str) -> list[tuple[int, int]]:
+    """Rows of `netsh interface ipv4 show excludedportrange` ('Start Port  End Port')."""
+    ranges = []
+    for line in text.splitlines():
+        parts = line.replace("*", " ").split()
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            ranges.append((int(parts[0]), int(parts[1])))
+    return ranges
+
+
+def parse_dynamic_range(text: str) -> tuple[int, int] | None:
+    """`netsh int ipv4 show dynamicport tcp`: 'Start Port : 49152', 'Number of Ports : 16384'."""
+    numbers = [int(line.rsplit(":", 1)[1]) for line in text.splitlines()
+               if ":" in line and line.rsplit(":", 1)[1].strip().isdigit()]
+    if len(numbers) < 2:
+        return None
+    return numbers[0], numbers[0] + numbers[1] - 1
+
+
+def _netsh(*args: str) -> str:
+    import subprocess
+
+    try:
+        done = subprocess.run(["netsh", *args], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout
+
+
+def _windows_ports() -> tuple[tuple[tuple[int, int], ...], tuple[int, int] | None]:
+    excluded: set[tuple[int, int]] = set()
+    for ip in ("ipv4", "ipv6"):
+        for proto in ("tcp", "udp"):
+            excluded.update(parse_excluded_ranges(
+                _netsh("interface", ip, "show", "excludedportrange", f"protocol={proto}")))
+    return tuple(sorted(excluded)), parse_dynamic_range(_netsh("int", "ipv4", "show", "dynamicport", "tcp"))
 
 
 def fingerprint(isolation: str = "host") -> Host:
@@ -138,6 +194,13 @@ def fingerprint(isolation: str = "host") -> Host:
             value = _sysctl(path)
             if value is not None:
                 sysctl[key] = " ".join(value.split())
+    excluded: tuple[tuple[int, int], ...] = ()
+    ephemeral: tuple[int, int] | None = None
+    if fam == "windows":
+        excluded, ephemeral = _windows_ports()
+    elif "net.ipv4.ip_local_port_range" in sysctl:
+        lo, hi = sysctl["net.ipv4.ip_local_port_range"].split()
+        ephemeral = (int(lo), int(hi))
     release = platform.release()
     version = platform.version()
     if fam == "windows":
@@ -163,4 +226,6 @@ def fingerprint(isolation: str = "host") -> Host:
         addresses=addresses,
         sysctl=sysctl,
         isolation=isolation,
+        excluded_ports=excluded,
+        ephemeral_ports=ephemeral,
     )

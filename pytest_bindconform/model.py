@@ -60,6 +60,7 @@ class Oracle:
     min_version: str = ""
     max_version: str = ""
     profiles: tuple[str, ...] | None = None  # None: any profile
+    sysctl: tuple[tuple[str, str], ...] = ()  # host settings the expectations assume
 
     @property
     def provenance(self) -> str:

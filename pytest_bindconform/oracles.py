@@ -70,8 +70,18 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def applies(oracle: Oracle, os_family: str, os_version: str) -> bool:
-    if oracle.os != os_family:
+def settings_mismatch(oracle: Oracle, sysctl: Mapping[str, str] | None) -> str:
+    """The host settings that differ from what the oracle's expectations assume."""
+    if not sysctl:
+        return ""
+    wrong = [f"{k}={sysctl[k]} (expected {v})" for k, v in oracle.sysctl
+             if k in sysctl and sysctl[k] != v]
+    return ", ".join(wrong)
+
+
+def applies(oracle: Oracle, os_family: str, os_version: str,
+            sysctl: Mapping[str, str] | None = None) -> bool:
+    if oracle.os != os_family or settings_mismatch(oracle, sysctl):
         return False
     have = version_tuple(os_version)
     if oracle.min_version and have < version_tuple(oracle.min_version):
@@ -107,14 +117,22 @@ def judge(
     os_family: str,
     os_version: str,
     receiver: str | None = None,
+    sysctl: Mapping[str, str] | None = None,
 ) -> Judgement:
     """Compare the observation with every applicable oracle; only the gate decides."""
     verdicts = {}
     for exp in cell.expectations:
         oracle = oracles[exp.oracle]
-        if applies(oracle, os_family, os_version):
+        if applies(oracle, os_family, os_version, sysctl):
             verdicts[exp.oracle] = verdict(exp, observed, receiver)
     gate_exp = cell.expectation(gate)
+    mismatch = settings_mismatch(oracles[gate], sysctl) if gate_exp is not None else ""
+    if mismatch:
+        return Judgement(
+            verdicts, None, "skip",
+            f"observed {observed}, but gate oracle {gate!r} assumes other host settings: "
+            f"{mismatch}; change them (sysctl -w) or run with --bindconform-isolate=netns",
+        )
     if gate_exp is None or not gate_exp.claims or gate not in verdicts:
         others = ", ".join(f"{k}: {v}" for k, v in sorted(verdicts.items())) or "none applies"
         why = "makes no claim on" if gate_exp is not None else "has no expectation for"

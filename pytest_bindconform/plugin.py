@@ -247,6 +247,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     record = getattr(item, "bindconform_record", None)
     if record is not None and call.when == "call":
         setattr(report_, RECORD_ATTR, record)  # builtins only: crosses xdist as is
+    if isinstance(item, CellItem) and report_.skipped and isinstance(report_.longrepr, tuple):
+        # point -rs at the cell's line in the case file, not at this plugin
+        report_.longrepr = (str(item.path), item.cell.line, report_.longrepr[2])
     return report_
 
 

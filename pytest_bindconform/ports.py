@@ -34,10 +34,8 @@ def parse_range(text: str) -> tuple[int, int]:
 
 
 def ephemeral_range(host: Host) -> tuple[int, int]:
-    raw = host.sysctl.get("net.ipv4.ip_local_port_range")
-    if raw:
-        lo, hi = (int(x) for x in raw.split())
-        return lo, hi
+    if host.ephemeral_ports:
+        return host.ephemeral_ports
     if host.os == "freebsd":
         return 10000, 65535
     return 49152, 65535  # Windows, macOS (IANA dynamic range)
@@ -100,7 +98,7 @@ class PortAllocator:
         for _ in range(len(self.ports)):
             port = self.ports[self._next % len(self.ports)]
             self._next += 1
-            if is_free(port, self.host):
+            if not self.host.excluded(port) and is_free(port, self.host):
                 return port
         raise Interference(
             f"no free port in {self.ports.start}-{self.ports.stop - 1}: every port of this "

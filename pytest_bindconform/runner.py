@@ -70,7 +70,7 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         verdicts={
             oid: NOT_RUN
             for oid in record["expected"]
-            if applies(suite.oracles[oid], ctx.host.os, ctx.host.os_version)
+            if applies(suite.oracles[oid], ctx.host.os, ctx.host.os_version, ctx.host.sysctl)
         },
         gate=None,
         status="skip",
@@ -103,10 +103,14 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         "steps": observation.steps,
         "delivery": observation.delivery,
     }
+    finding = environment_finding(observation.outcome, port, ctx.host)
+    if finding:
+        record.update(status="error", reason=finding, duration=time.perf_counter() - start)
+        return record
     receiver = observation.delivery["receiver"] if observation.delivery else None
     judgement = judge(
         cell, observation.outcome, suite.oracles, ctx.gate, ctx.host.os, ctx.host.os_version,
-        receiver,
+        receiver, ctx.host.sysctl,
     )
     record.update(
         verdicts=judgement.verdicts,
@@ -116,6 +120,20 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         duration=time.perf_counter() - start,
     )
     return record
+
+
+def environment_finding(outcome: str, port: int, host: Host) -> str:
+    """An ACCESS that the host's configuration explains is a finding, never a verdict."""
+    if outcome != "ACCESS":
+        return ""
+    if host.excluded(port):
+        return (f"environment: port {port} lies in a range Windows has excluded "
+                "(netsh interface ipv4 show excludedportrange); choose --bindconform-ports outside it")
+    if host.privileged(port):
+        start = host.sysctl.get("net.ipv4.ip_unprivileged_port_start", "1024")
+        return (f"environment: port {port} is privileged on this host (below {start}) and the run "
+                "is unprivileged; choose --bindconform-ports above it or run as root")
+    return ""
 
 
 def _unplanned(spec: Any) -> dict[str, Any]:
