@@ -7,6 +7,7 @@ on test reports as builtins, reports written once by the controller).
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from . import cases, host, isolate, oracles, ports, report, runner
+from . import cases, host, isolate, oracles, ports, report, runner, suitecache
 from . import state as run_state
 from .model import Cell, Suite
 from .yamlsrc import CaseFileError
@@ -147,6 +148,11 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"{state.host.header()}, gate {state.host.os}={gate}"
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # thousands of immutable cells live until the end: keep the cyclic GC from rescanning them
+    gc.freeze()
+
+
 def _under_roots(config: pytest.Config, file_path: Path) -> bool:
     roots = config.getini("bindconform_cases")
     if not roots:
@@ -164,7 +170,7 @@ class CaseFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         display = self.config.rootpath and os.path.relpath(self.path, self.config.rootpath)
         try:
-            suite = cases.load_suite(self.path, display=str(display))
+            suite = suitecache.load(self.path, display=str(display))
         except CaseFileError as exc:
             yield BadCaseFile.from_parent(self, name="case-file-error", error=exc)
             return

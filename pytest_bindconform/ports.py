@@ -2,16 +2,18 @@
 
 Each worker owns a disjoint slice of a range kept outside the OS's ephemeral
 ports, so neither a sibling worker nor an outgoing connection elsewhere gets
-one. A port is used only after an exclusive bind on every wildcard proves it
-free, and is proven free again after the cell's sockets are closed; a cell
-whose port was taken meanwhile is an interference error, never a verdict.
+one. Another process can only *add* conflicts (or receive traffic), so a cell
+that saw none needs no proof; one that did is trusted only if exclusive binds
+on every wildcard prove the port free once its own sockets are closed, and is
+otherwise run again on the next port. Cells that make TCP connections leave
+TIME_WAIT entries of their own, so their port is proven free beforehand.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable
 
 from .host import Host
 
@@ -58,26 +60,27 @@ def worker_slice(lo: int, hi: int, index: int, count: int) -> range:
     return range(start, start + size)
 
 
-def _probe_sockets(host: Host) -> Iterator[tuple[int, int, str]]:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        yield socket.AF_INET, kind, "0.0.0.0"
-        if host.ipv6:
-            yield socket.AF_INET6, kind, "::"
+ALL_KINDS = (("inet", "stream"), ("inet", "dgram"), ("inet6", "stream"), ("inet6", "dgram"))
+_FAMILY = {"inet": socket.AF_INET, "inet6": getattr(socket, "AF_INET6", -1)}
+_TYPE = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM}
+_WILDCARD = {"inet": "0.0.0.0", "inet6": "::"}
 
 
-def is_free(port: int, host: Host) -> bool:
-    """An exclusive wildcard bind per family and type succeeds only on an unused port."""
+def is_free(port: int, host: Host, kinds: Iterable[tuple[str, str]] = ALL_KINDS) -> bool:
+    """An exclusive wildcard bind per (family, type) succeeds only on an unused port."""
     opened: list[socket.socket] = []
     try:
-        for family, kind, address in _probe_sockets(host):
-            s = socket.socket(family, kind)
+        for family, kind in kinds:
+            if family == "inet6" and not host.ipv6:
+                continue
+            s = socket.socket(_FAMILY[family], _TYPE[kind])
             opened.append(s)
-            if family == socket.AF_INET6:
+            if family == "inet6":
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if host.os == "windows":
                 # Without it a Windows wildcard bind succeeds next to a specific one.
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
-            s.bind((address, port))
+            s.bind((_WILDCARD[family], port))
         return True
     except OSError:
         return False
@@ -93,12 +96,12 @@ class PortAllocator:
         self.ports = ports
         self._next = 0
 
-    def acquire(self) -> int:
-        """The next port of this worker's slice that is free right now."""
+    def take(self, prove: bool = False) -> int:
+        """The next port of this worker's slice (proven free right now if asked)."""
         for _ in range(len(self.ports)):
             port = self.ports[self._next % len(self.ports)]
             self._next += 1
-            if not self.host.excluded(port) and is_free(port, self.host):
+            if not self.host.excluded(port) and (not prove or is_free(port, self.host)):
                 return port
         raise Interference(
             f"no free port in {self.ports.start}-{self.ports.stop - 1}: every port of this "
@@ -106,15 +109,19 @@ class PortAllocator:
             "--bindconform-ports"
         )
 
-    def release(self, port: int, strict: bool = True) -> None:
-        """Prove the port free again now that the cell's sockets are closed.
+    def free(self, port: int, kinds: Iterable[tuple[str, str]] = ALL_KINDS) -> bool:
+        """Only the kinds of socket a cell used can have confounded it: check just those."""
+        return is_free(port, self.host, kinds)
 
-        Not strict after TCP connections: their TIME_WAIT entries may hold the
-        port for a minute by design (the allocator then skips it).
-        """
-        if strict and not is_free(port, self.host):
+    def acquire(self) -> int:
+        """A port proven free right now (exploration, connection cells)."""
+        return self.take(prove=True)
+
+    def release(self, port: int, strict: bool = True) -> None:
+        """Prove the port free again once the caller's sockets are closed."""
+        if strict and not self.free(port):
             raise Interference(
-                f"port {port} was taken by another process during the cell: the observed "
-                "outcome may be that process's doing, so no verdict is given; rerun, or "
-                "choose a quieter range with --bindconform-ports"
+                f"port {port} was taken by another process meanwhile: the observed outcome may "
+                "be that process's doing, so no verdict is given; rerun, or choose a quieter "
+                "range with --bindconform-ports"
             )

@@ -24,6 +24,7 @@ from .plan import PlannedSocket, Unrunnable, plan, resolve_address, resolve_opti
 NOT_RUN = "not-run"
 DELIVERY_PROBES = 16  # enough that a two-way load balancer shows both sides (1 - 2**-15)
 WILDCARDS = ("0.0.0.0", "::", "::ffff:0.0.0.0")
+DELIVERY_WAIT = 0.25  # loopback delivers synchronously; this only bounds a slow host
 
 
 @dataclass
@@ -165,14 +166,24 @@ class _Run:
                 if answer["outcome"] == "ok" and kind == "dgram":
                     answer = self.local.do({"socket": client, "op": "send"})
                 sent += answer["outcome"] == "ok"
-            received = {n: int(self.where[n].do({"socket": n, "op": "drain"}).get("count", 0))
-                        for n in sharing}
+            received = self._collect(sharing, sent)
         finally:
             for client in clients:
                 _abort(self.local, client)
         got = [n for n, count in received.items() if count]
         receiver = "none" if not got else got[0] if len(got) == 1 else "both" if len(got) == 2 else "shared"
         return {"target": address, "sent": sent, "received": received, "receiver": receiver}
+
+    def _collect(self, sharing: list[str], expected: int) -> dict[str, int]:
+        """Poll every receiver until all that was sent arrived (or a short deadline passed)."""
+        received = dict.fromkeys(sharing, 0)
+        deadline = time.monotonic() + DELIVERY_WAIT
+        while True:
+            for n in sharing:
+                received[n] += int(self.where[n].do({"socket": n, "op": "drain", "wait": 0}).get("count", 0))
+            if sum(received.values()) >= expected or time.monotonic() > deadline:
+                return received
+            time.sleep(0.001)
 
     def close(self) -> None:
         self.local.close_all()

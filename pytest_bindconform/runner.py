@@ -12,7 +12,7 @@ from typing import Any
 
 from . import probe
 from .host import Host
-from .model import Cell, Suite
+from .model import Cell, Profile, Suite
 from .oracles import NOT_RUN, applies, judge
 from .ports import Interference, PortAllocator
 
@@ -86,9 +86,7 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         record["scenario"]["sockets"] = [_unplanned(s) for s in cell.sockets]
         return record
     try:
-        port = ctx.ports.acquire()
-        observation = probe.run(cell, planned, port, ctx.host, profile)
-        ctx.ports.release(port, strict=not observation.connections)
+        port, observation = _observe(cell, planned, profile, ctx)
     except Interference as exc:
         record.update(status="error", reason=f"interference: {exc}",
                       duration=time.perf_counter() - start)
@@ -120,6 +118,41 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         duration=time.perf_counter() - start,
     )
     return record
+
+
+CONFLICTS = ("INUSE", "ACCESS", "ADDRNOTAVAIL")
+ATTEMPTS = 3
+
+
+def _observe(cell: Cell, planned: list[probe.PlannedSocket], profile: Profile | None,
+             ctx: Context) -> tuple[int, probe.Observation]:
+    """Run the cell on a port no other process confounded (see ports.py)."""
+    connects = any(step.call == "connect" for step in cell.steps)
+    held = []
+    for _ in range(ATTEMPTS):
+        port = ctx.ports.take(prove=connects)
+        observation = probe.run(cell, planned, port, ctx.host, profile)
+        suspect = observation.delivery is not None or any(
+            step["outcome"] in CONFLICTS for step in observation.steps
+        )
+        if connects or not suspect or ctx.ports.free(port, _kinds(planned)):
+            return port, observation
+        held.append(port)
+    raise Interference(
+        f"ports {', '.join(map(str, held))} were held by another process while this cell ran "
+        "there, so its outcome may be that process's doing; no verdict is given. Free them, or "
+        "choose a quieter range with --bindconform-ports"
+    )
+
+
+def _kinds(planned: list[probe.PlannedSocket]) -> set[tuple[str, str]]:
+    """(family, type) pairs whose foreign sockets could conflict with these sockets."""
+    kinds = set()
+    for p in planned:
+        kinds.add((p.family, p.type))
+        if p.family == "inet6" and (p.v6only is not True or p.address.startswith("::ffff:")):
+            kinds.add(("inet", p.type))  # a dual-stack or v4-mapped socket also meets IPv4 ones
+    return kinds
 
 
 def environment_finding(outcome: str, port: int, host: Host) -> str:

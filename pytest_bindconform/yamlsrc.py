@@ -56,39 +56,120 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+# Plain data only. A safe loader already refuses to build Python objects from
+# scalars, but a tag on a mapping or list would be dropped here without a word.
+_CORE = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {
+    yaml.MappingNode: {_CORE + "map"},
+    yaml.SequenceNode: {_CORE + "seq"},
+    yaml.ScalarNode: {_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp")},
+}
+MAX_VALUES = 200_000  # aliases can make a tiny file expand without bound
+
+
+def _tag_error(node: yaml.Node, filename: str) -> CaseError | None:
+    if node.tag in _PLAIN_TAGS[type(node)]:
+        return None
+    tag = node.tag.replace(_CORE, "!!", 1)
+    return CaseError(
+        filename,
+        *_mark(node),
+        f"YAML tag {tag!r} is not allowed: case files hold plain data only "
+        "(strings, numbers, booleans, lists and mappings)",
+    )
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, filename: str) -> CaseError:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or str(exc)
+    context = ""
+    if exc.context:
+        start = exc.context_mark
+        started = (
+            f" that starts at line {start.line + 1}, column {start.column + 1}"
+            if start and (start.line, start.column) != (line - 1, col - 1)
+            else ""
+        )
+        context = f" ({exc.context}{started})"
+    return CaseError(filename, line, col, f"YAML syntax error: {problem}{context}")
+
+
+# libyaml's parser when PyYAML has it (10x faster); safe construction either way
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load(text: str, filename: str) -> Located:
-    loader = yaml.SafeLoader(text)
+    loader = _SafeLoader(text)
     try:
         root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or str(exc)
-        context = f" ({exc.context})" if exc.context else ""
-        raise CaseFileError(
-            [CaseError(filename, line, col, f"YAML syntax error: {problem}{context}")]
-        ) from None
+    except yaml.MarkedYAMLError:
+        # the pure-Python parser words syntax errors better; errors are rare, so reparse
+        slow = yaml.SafeLoader(text)
+        try:
+            slow.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            raise CaseFileError([_syntax_error(exc, filename)]) from None
+        finally:
+            slow.dispose()
+        raise
     except yaml.YAMLError as exc:
         raise CaseFileError([CaseError(filename, 1, 1, f"YAML error: {exc}")]) from None
+    except RecursionError:
+        raise CaseFileError([CaseError(filename, 1, 1, "YAML nested too deeply")]) from None
     finally:
         loader.dispose()
     located = Located(None, {}, {})
     errors: list[CaseError] = []
+    active: set[int] = set()  # nodes being built: an alias to one of them is a cycle
 
     def build(node: yaml.Node, path: Path) -> Any:
+        if len(located.values) >= MAX_VALUES:
+            raise CaseFileError(
+                [
+                    CaseError(
+                        filename,
+                        *_mark(node),
+                        f"more than {MAX_VALUES} values (aliases expanding without bound?)",
+                    )
+                ]
+            )
+        if id(node) in active:
+            raise CaseFileError(
+                [CaseError(filename, *_mark(node), "an alias refers to a value that contains it")]
+            )
         located.values[path] = _mark(node)
+        tag_error = _tag_error(node, filename)
+        if tag_error:
+            errors.append(tag_error)
+            return None
+        active.add(id(node))
+        try:
+            return build_inner(node, path)
+        finally:
+            active.discard(id(node))
+
+    def build_inner(node: yaml.Node, path: Path) -> Any:
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             seen: dict[Any, tuple[int, int]] = {}
             for key_node, value_node in node.value:
-                key = loader.construct_object(key_node, deep=True)
-                if key == "<<":
+                if not isinstance(key_node, yaml.ScalarNode):
                     errors.append(
-                        CaseError(filename, *_mark(key_node), "YAML merge keys (<<) are not supported")
+                        CaseError(filename, *_mark(key_node), "mapping keys must be scalars")
                     )
                     continue
-                if not isinstance(key, str | int | float | bool) and key is not None:
-                    errors.append(CaseError(filename, *_mark(key_node), "mapping keys must be scalars"))
+                if key_node.tag == _CORE + "merge":
+                    errors.append(
+                        CaseError(
+                            filename, *_mark(key_node), "YAML merge keys (<<) are not supported"
+                        )
+                    )
+                    continue
+                known = len(errors)
+                key = build(key_node, (*path, "<key>"))
+                located.values.pop((*path, "<key>"), None)
+                if len(errors) > known:
                     continue
                 if key in seen:
                     first = seen[key]
@@ -96,7 +177,7 @@ def load(text: str, filename: str) -> Located:
                         CaseError(
                             filename,
                             *_mark(key_node),
-                            f"duplicate key {key!r} (first at line {first[0]}); "
+                            f"duplicate key {key!r} (first at line {first[0]}, column {first[1]}); "
                             "YAML would silently keep only the last one",
                         )
                     )
@@ -108,14 +189,29 @@ def load(text: str, filename: str) -> Located:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return loader.construct_object(node, deep=True)
+        try:
+            return loader.construct_object(node)
+        except (ValueError, OverflowError) as exc:  # e.g. '2018-13-45' looks like a date
+            kind = node.tag.replace(_CORE, "", 1)
+            article = "an" if kind[0] in "aeiou" else "a"
+            errors.append(
+                CaseError(
+                    filename,
+                    *_mark(node),
+                    f"YAML reads {node.value!r} as {article} {kind} but "
+                    f"cannot convert it ({exc}); put it in quotes to keep it text",
+                )
+            )
+            return None
 
     try:
         located.data = build(root, ()) if root is not None else None
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise CaseFileError([CaseError(filename, line, col, f"YAML error: {exc.problem}")]) from None
+        raise CaseFileError(
+            [CaseError(filename, line, col, f"YAML error: {exc.problem}")]
+        ) from None
     if errors:
         raise CaseFileError(errors)
     return located

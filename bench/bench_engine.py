@@ -1,0 +1,206 @@
+"""Engine cost, measured side by side in one run.
+
+On one grid of bind pairs (option sets x addresses for two TCP sockets, bound
+only, and the same for UDP) it times:
+  (a) the plugin: `pytest` on a generated *.bind.yaml grid;
+  (b) a hand-written `@pytest.mark.parametrize` test making the same socket calls;
+  (c) a plain Python loop making the same socket calls.
+(a) and (b) run as pytest subprocesses, once with the whole grid and once with a
+single cell, so that start-up cancels out of the per-case cost. It also times
+loading every file in cases/ (cold and through the suite cache) and
+`pytest cases --collect-only`, and the whole library run with -n 0 and -n 2.
+
+    python bench/bench_engine.py            # all of it
+    python bench/bench_engine.py --quick    # skip the whole-library runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OPTION_SETS = [[], ["SO_REUSEADDR"], ["SO_REUSEPORT"], ["SO_REUSEADDR", "SO_REUSEPORT"]]
+ADDRESSES = ["0.0.0.0", "127.0.0.1", "127.0.0.2"]
+TYPES = ["stream", "dgram"]
+ENDPOINTS = [(o, a) for o in OPTION_SETS for a in ADDRESSES]
+
+
+def grid_yaml(endpoints: list[tuple[list[str], str]], types: list[str]) -> str:
+    values = "\n".join(
+        f"      - {{options: {json.dumps(o)}, address: \"{a}\"}}" for o, a in endpoints
+    )
+    table = "\n".join("        - [" + ", ".join(["unknown"] * len(endpoints)) + "]" for _ in endpoints)
+    return textwrap.dedent(
+        """\
+        format: 1
+        id: bench-pairs
+        title: bench grid
+        references: []
+        oracles:
+          linux:
+            kind: measured
+            source: bench
+            applies: {os: linux}
+        grid:
+          variants: {type: %s}
+          rows:
+            socket: second
+            values:
+        %s
+          columns:
+            socket: first
+            values:
+        %s
+          expect:
+            - oracle: linux
+              table:
+        %s
+        """
+    ) % (json.dumps(types), values, values, table)
+
+
+HAND_WRITTEN = '''
+import errno, itertools, socket, pytest
+OPTION_SETS = {option_sets!r}
+ADDRESSES = {addresses!r}
+TYPES = {types!r}
+CELLS = [(t, f, s) for t in TYPES for s in itertools.product(OPTION_SETS, ADDRESSES)
+         for f in itertools.product(OPTION_SETS, ADDRESSES)][:{limit}]
+PORT = iter(range(40000, 48000))
+
+def make(kind, options):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "stream" else socket.SOCK_DGRAM)
+    for name in options:
+        s.setsockopt(socket.SOL_SOCKET, getattr(socket, name), 1)
+    return s
+
+@pytest.mark.parametrize("kind,first,second", CELLS)
+def test_pair(kind, first, second):
+    port = next(PORT)
+    a, b = make(kind, first[0]), make(kind, second[0])
+    try:
+        a.bind((first[1], port))
+        try:
+            b.bind((second[1], port))
+            outcome = "ok"
+        except OSError as exc:
+            outcome = errno.errorcode[exc.errno]
+    finally:
+        a.close(); b.close()
+    assert outcome in ("ok", "EADDRINUSE")
+'''
+
+
+def pytest_run(args: list[str], cwd: Path) -> float:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=cwd, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"pytest failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return elapsed
+
+
+def per_case(make_dir, full: int, runs: int = 3) -> float:
+    """Median of (t(full grid) - t(one cell)) / (full - 1): start-up cancels out."""
+    samples = []
+    with tempfile.TemporaryDirectory() as big, tempfile.TemporaryDirectory() as small:
+        big_args, small_args = make_dir(Path(big), full), make_dir(Path(small), 1)
+        for _ in range(runs):
+            t_full = pytest_run(big_args, Path(big))
+            t_one = pytest_run(small_args, Path(small))
+            samples.append((t_full - t_one) / (full - 1))
+    return sorted(samples)[len(samples) // 2]
+
+
+def plugin_dir(path: Path, cells: int) -> list[str]:
+    if cells == 1:
+        (path / "one.bind.yaml").write_text(grid_yaml(ENDPOINTS[:1], ["stream"]))
+    else:
+        (path / "grid.bind.yaml").write_text(grid_yaml(ENDPOINTS, TYPES))
+    return ["-p", "no:xdist", "--bindconform-gate", "linux=none", "-o", "bindconform_cases="]
+
+
+def hand_dir(path: Path, cells: int) -> list[str]:
+    (path / "test_hand.py").write_text(HAND_WRITTEN.format(
+        option_sets=OPTION_SETS, addresses=ADDRESSES, types=TYPES, limit=cells))
+    return ["-p", "no:xdist", "-p", "no:bindconform", "test_hand.py"]
+
+
+def plain_loop() -> float:
+    cells = [(t, f, s) for t in TYPES for s in ENDPOINTS for f in ENDPOINTS]
+    port = 48000
+    start = time.perf_counter()
+    for kind, first, second in cells:
+        port += 1
+        socks = []
+        for options, _ in (first, second):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "stream" else socket.SOCK_DGRAM)
+            for name in options:
+                s.setsockopt(socket.SOL_SOCKET, getattr(socket, name), 1)
+            socks.append(s)
+        try:
+            socks[0].bind((first[1], port))
+            try:
+                socks[1].bind((second[1], port))
+            except OSError:
+                pass
+        finally:
+            for s in socks:
+                s.close()
+    return (time.perf_counter() - start) / len(cells)
+
+
+def library_load() -> tuple[float, float, int]:
+    code = textwrap.dedent("""
+        import os, sys, time, tempfile
+        from pathlib import Path
+        sys.path.insert(0, %r)
+        from pytest_bindconform import cases, suitecache
+        os.environ["BINDCONFORM_CACHE_DIR"] = tempfile.mkdtemp()
+        files = cases.discover(Path(%r))
+        t = time.perf_counter(); n = sum(len(suitecache.load(p).cells) for p in files); cold = time.perf_counter() - t
+        t = time.perf_counter(); n = sum(len(suitecache.load(p).cells) for p in files); warm = time.perf_counter() - t
+        print(cold, warm, n)
+    """) % (str(ROOT), str(ROOT / "cases"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1]), int(out[2])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="skip the whole-library runs")
+    args = parser.parse_args()
+    n = len(TYPES) * len(ENDPOINTS) ** 2
+    print(f"grid: {len(ENDPOINTS)} x {len(ENDPOINTS)} bind pairs x {len(TYPES)} types = {n} cells")
+    a = per_case(plugin_dir, n)
+    b = per_case(hand_dir, n)
+    c = plain_loop()
+    print(f"(a) plugin             {a * 1e6:8.1f} us/case")
+    print(f"(b) parametrize test   {b * 1e6:8.1f} us/case")
+    print(f"(c) plain loop         {c * 1e6:8.1f} us/case")
+    print(f"ratio (a)/(b) = {a / b:.2f}   (target <= 1.1)")
+    print(f"ratio (b)/(c) = {b / c:.2f}   (pytest's own per-test cost)")
+    cold, warm, cells = library_load()
+    print(f"load all of cases/ ({cells} cells): cold {cold:.3f} s, cached {warm:.3f} s (target < 0.3 s)")
+    t = pytest_run(["cases", "--collect-only"], ROOT)
+    print(f"pytest cases --collect-only: {t:.2f} s wall (includes interpreter and plugin start-up)")
+    if not args.quick:
+        for workers in ("0", "2"):
+            t = pytest_run(["cases", "-n", workers], ROOT)
+            print(f"pytest cases -n {workers}: {t:.1f} s wall")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Reuse a validated, expanded suite while neither the file nor the engine changed.
+
+Validating and expanding a few thousand cells costs seconds of pure Python;
+collection should not. The key covers the file's bytes, its display name and
+the source of every module that shapes a Suite, so a stale entry cannot be
+read. Only valid files are cached: a broken one is reported afresh each time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from . import cases
+from .model import Suite
+
+_SHAPING = ("cases.py", "model.py", "yamlsrc.py", "oracles.py", "schema/case.schema.json")
+
+
+@cache
+def _engine_digest() -> bytes:
+    digest = hashlib.sha256(sys.version.encode())
+    package = resources.files("pytest_bindconform")
+    for name in _SHAPING:
+        digest.update(package.joinpath(name).read_bytes())
+    return digest.digest()
+
+
+def cache_dir() -> Path:
+    override = os.environ.get("BINDCONFORM_CACHE_DIR")
+    if override:
+        return Path(override)
+    if sys.platform.startswith("win"):
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "pytest-bindconform"
+
+
+def _unpickle(data: bytes) -> object:
+    """Thousands of small frozen objects: the cyclic GC would rescan them for nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return pickle.loads(data)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def load(path: Path | str, display: str | None = None) -> Suite:
+    """cases.load_suite, through the cache (set BINDCONFORM_CACHE_DIR=off to bypass)."""
+    if os.environ.get("BINDCONFORM_CACHE_DIR") == "off":
+        return cases.load_suite(path, display)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError:
+        return cases.load_suite(path, display)  # it reports the problem
+    key = hashlib.sha256(_engine_digest() + (display or str(path)).encode() + b"\0" + raw)
+    entry = cache_dir() / f"{key.hexdigest()}.pickle"
+    with contextlib.suppress(OSError, pickle.PickleError, EOFError, AttributeError, TypeError):
+        suite = _unpickle(entry.read_bytes())
+        if isinstance(suite, Suite):
+            return suite
+    suite = cases.load_suite(path, display)
+    with contextlib.suppress(OSError):
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(suite, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, entry)
+    return suite
