@@ -11,6 +11,7 @@ import difflib
 import ipaddress
 import itertools
 import json
+from dataclasses import replace
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -58,7 +59,11 @@ def _validator() -> jsonschema.protocols.Validator:
 
 
 def _suggest(value: object, choices: list[str]) -> str:
-    close = difflib.get_close_matches(str(value), choices, n=1)
+    if not choices:
+        return "there are no valid choices: none is declared"
+    text = str(value)
+    same_but_case = [c for c in choices if c.lower() == text.lower() and c != text]
+    close = same_but_case or difflib.get_close_matches(text, choices, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"valid choices: {', '.join(choices)}{hint}"
 
@@ -72,11 +77,8 @@ def _leaf_errors(error: jsonschema.ValidationError) -> Iterator[jsonschema.Valid
         if enums:
             choices: list[str] = []
             for e in enums:
-                choices += (
-                    [str(c) for c in e.validator_value]
-                    if e.validator == "enum"
-                    else [str(e.validator_value)]
-                )
+                allowed: Any = e.validator_value
+                choices += [str(c) for c in allowed] if e.validator == "enum" else [str(allowed)]
             merged = enums[0]
             merged.validator_value = list(dict.fromkeys(choices))
             merged.validator = "enum"
@@ -88,55 +90,128 @@ def _leaf_errors(error: jsonschema.ValidationError) -> Iterator[jsonschema.Valid
     yield error
 
 
-def _describe(error: jsonschema.ValidationError, src: Located, filename: str) -> CaseError:
+def _describe(error: jsonschema.ValidationError, src: Located, filename: str) -> list[CaseError]:
+    """Author-facing errors: where (file:line:col of the very token), what, and the choices."""
+    kinds = {
+        "string": "a string",
+        "boolean": "a boolean (true or false)",
+        "array": "a list",
+        "object": "a mapping",
+        "integer": "an integer",
+        "number": "a number",
+        "str": "the string",
+        "bool": "the boolean",
+        "int": "the integer",
+        "float": "the number",
+        "list": "the list",
+        "dict": "the mapping",
+        "date": "the date",
+    }
     path: Path = tuple(error.absolute_path)
-    where = ".".join(str(p) for p in path) or "(top level)"
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = list(error.schema.get("properties", {}))
-        extra = [k for k in error.instance if k not in allowed]
-        key = extra[0] if extra else "?"
-        line, col = src.where((*path, key), key=True)
-        return CaseError(
-            filename, line, col, f"unknown key {key!r} in {where}; {_suggest(key, allowed)}"
-        )
-    line, col = src.where(path)
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    where = where or "the top level"
+    instance = error.instance
+    value: Any = error.validator_value
+    schema: Any = error.schema
+
+    def got(it: object) -> str:
+        if it is None:
+            return "nothing (an empty value)"
+        kind = type(it).__name__
+        return f"{kinds.get(kind, kind)} {it!r}"
+
+    def at(message: str, line_col: tuple[int, int] | None = None) -> CaseError:
+        line, col = line_col or src.where(path)
+        return CaseError(filename, line, col, message)
+
+    if error.validator == "additionalProperties" and isinstance(instance, dict):
+        allowed = list(schema.get("properties", {}))
+        return [
+            at(
+                f"unknown key {key!r} in {where}; {_suggest(key, allowed)}",
+                src.where((*path, key), key=True),
+            )
+            for key in instance
+            if key not in allowed
+        ]
+    if "propertyNames" in error.schema_path and isinstance(instance, str):
+        return [
+            at(
+                f"key {instance!r} in {where} is not a valid name (lower-case letters, digits, "
+                "'.', '_' and '-', starting with a letter or digit)",
+                src.where((*path, instance), key=True),
+            )
+        ]
     if error.validator in ("enum", "const"):
-        choices = (
-            [str(c) for c in error.validator_value]
-            if error.validator == "enum"
-            else [str(error.validator_value)]
-        )
-        return CaseError(
-            filename, line, col, f"{where}: {error.instance!r} is not allowed; {_suggest(error.instance, choices)}"
-        )
-    if error.validator == "required":
-        return CaseError(filename, line, col, f"{where}: {error.message}")
+        choices = [str(c) for c in value] if error.validator == "enum" else [str(value)]
+        if isinstance(instance, str) and "|" in instance:  # 'X|Y' of a merged row/column
+            bad = [part for part in instance.split("|") if part not in choices]
+            if bad:
+                return [
+                    at(
+                        f"{where}: {bad[0]!r} in {instance!r} is not allowed; "
+                        + _suggest(bad[0], [c for c in choices if "|" not in c])
+                    )
+                ]
+        if not isinstance(instance, str) or str(instance) in choices:
+            expected = choices[0] if len(choices) == 1 else f"one of {', '.join(choices)}"
+            return [at(f"{where}: expected {expected}, got {got(instance)}")]
+        return [at(f"{where}: {instance!r} is not allowed; {_suggest(instance, choices)}")]
+    if error.validator == "required" and isinstance(instance, dict):
+        needed = list(value)
+        missing = [k for k in needed if k not in instance]
+        return [
+            at(
+                f"{where}: required key {', '.join(map(repr, missing))} is missing "
+                f"(required here: {', '.join(needed)})"
+            )
+        ]
     if error.validator == "type":
-        return CaseError(
-            filename,
-            line,
-            col,
-            f"{where}: expected {error.validator_value}, got "
-            f"{type(error.instance).__name__} {error.instance!r}",
+        hint = (
+            "; YAML reads unquoted true/false/yes/no/on/off, numbers and dates as such: "
+            "put it in quotes"
+            if value == "string" and instance is not None
+            else ""
         )
+        types = [str(v) for v in (value if isinstance(value, list) else [value])]
+        wanted = " or ".join(kinds.get(v, v) for v in types)
+        return [at(f"{where}: expected {wanted}, got {got(instance)}{hint}")]
     if error.validator == "pattern":
-        return CaseError(
-            filename,
-            line,
-            col,
-            f"{where}: {error.instance!r} is not a valid id "
-            "(lower-case letters, digits, '.', '_' and '-', starting with a letter or digit)",
-        )
-    if error.validator == "propertyNames":
-        return CaseError(filename, line, col, f"{where}: {error.message}")
-    return CaseError(filename, line, col, f"{where}: {error.message}")
+        return [
+            at(
+                f"{where}: {instance!r} is not a valid id (lower-case letters, digits, "
+                "'.', '_' and '-', starting with a letter or digit)"
+            )
+        ]
+    if error.validator in ("minItems", "minLength", "minProperties") and value == 1:
+        return [at(f"{where}: must not be empty")]
+    return [at(f"{where}: {error.message}")]
 
 
 def validate(src: Located, filename: str) -> list[CaseError]:
+    """Schema errors, plus unique case ids (a schema cannot say 'unique by id')."""
     errors: list[CaseError] = []
     for error in _validator().iter_errors(src.data):
         for leaf in _leaf_errors(error):
-            errors.append(_describe(leaf, src, filename))
+            errors += _describe(leaf, src, filename)
+    first: dict[str, tuple[int, int]] = {}
+    cases = src.data.get("cases") if isinstance(src.data, dict) else None
+    for i, case in enumerate(cases if isinstance(cases, list) else []):
+        case_id = case.get("id") if isinstance(case, dict) else None
+        if not isinstance(case_id, str):
+            continue
+        line, col = src.where(("cases", i, "id"))
+        if case_id in first:
+            errors.append(
+                CaseError(
+                    filename,
+                    line,
+                    col,
+                    f"duplicate case id {case_id!r} (first at "
+                    f"line {first[case_id][0]}, column {first[case_id][1]})",
+                )
+            )
+        first.setdefault(case_id, (line, col))
     return sorted(set(errors), key=lambda e: (e.line, e.column, e.message))
 
 
@@ -230,8 +305,7 @@ class _Builder:
                     if p not in profiles:
                         self.error(
                             (*path, "profiles", j),
-                            f"unknown profile {p!r}; the suite declares: "
-                            + _suggest(p, list(profiles)),
+                            f"unknown profile {p!r}; " + _profiles_hint(profiles, p),
                         )
             applies = o["applies"]
             result[oid] = Oracle(
@@ -244,6 +318,7 @@ class _Builder:
                 min_version=applies.get("min_version", ""),
                 max_version=applies.get("max_version", ""),
                 profiles=None if profs == "any" else tuple(profs),
+                sysctl=tuple(sorted(applies.get("sysctl", {}).items())),
             )
         return result
 
@@ -254,8 +329,8 @@ class _Builder:
         out = []
         for combo in itertools.product(*(spec[a] for a in axes)):
             variant = dict(zip(axes, combo, strict=True))
-            if variant.get("state") == "listening" and variant.get("type") == "dgram":
-                continue  # a datagram socket cannot listen
+            if variant.get("state", "bound") != "bound" and variant.get("type") == "dgram":
+                continue  # a datagram socket cannot listen or hold connections
             out.append(variant)
         return out
 
@@ -384,12 +459,12 @@ class _Builder:
                 self.error((*path, "oracle"), f"unknown oracle {block['oracle']!r}; " + _suggest(block["oracle"], list(suite.oracles)))
                 continue
             if "profile" in block and block["profile"] not in suite.profiles:
-                self.error((*path, "profile"), f"unknown profile {block['profile']!r}; the suite declares: " + _suggest(block["profile"], list(suite.profiles)))
+                self.error((*path, "profile"), f"unknown profile {block['profile']!r}; " + _profiles_hint(suite.profiles, block["profile"]))
                 continue
             table = block["table"]
             if len(table) != n_rows:
                 what = "missing" if len(table) < n_rows else "extra"
-                self.error((*path, "table"), f"grid table for {oracle.id!r} has {len(table)} rows, the grid has {n_rows} ({what} row)")
+                self.error((*path, "table", n_rows) if len(table) > n_rows else (*path, "table"), f"grid table for {oracle.id!r} has {len(table)} rows, the grid has {n_rows} ({what} row)")
                 continue
             shape_ok = True
             for r, row in enumerate(table):
@@ -426,10 +501,11 @@ class _Builder:
             self.check_socket(fields, path)
             specs.append(_spec(name, fields))
             tokens.append(f"{name}={_token(by_socket[name])}")
-        steps = [Step("bind", "first")]
         state = variant.get("state", "bound")
-        if state == "listening":
-            steps.append(Step("listen", "first"))
+        steps = list(STATE_STEPS[state])
+        if state in ("closed-established", "time-wait"):
+            # the client that makes the connection: same family, no options, never bound
+            specs.append(SocketSpec("peer", specs[0].family, "stream", None, (), "wildcard"))
         steps.append(Step("bind", "second"))
         under_test = len(steps) - 1
         steps += [s for s in then if s is not None]
@@ -454,17 +530,28 @@ class _Builder:
     # -- individual cases --------------------------------------------------
     def parse_step(self, text: str, sockets: set[str], path: Path) -> Step | None:
         parts = text.split()
-        if len(parts) != 2:
-            self.error(path, f"step {text!r} must be '<call> <socket>', e.g. 'bind first'")
+        usage = "'<call> <socket>' or '<call> <socket> <argument>', e.g. 'bind first'"
+        if len(parts) not in (2, 3):
+            self.error(path, f"step {text!r} must be {usage}")
             return None
-        call, sock = parts
+        call, sock = parts[0], parts[1]
+        argument = parts[2] if len(parts) == 3 else ""
         if call not in CALLS:
             self.error(path, f"unknown call {call!r} in step {text!r}; " + _suggest(call, list(CALLS)))
             return None
-        if sock not in sockets:
-            self.error(path, f"unknown socket {sock!r} in step {text!r}; " + _suggest(sock, sorted(sockets)))
+        if sock not in sockets and not (sock.endswith(".conn") and sock[:-5] in sockets):
+            valid = sorted(sockets) + [f"{name}.conn (after 'accept {name}')" for name in sorted(sockets)]
+            self.error(path, f"unknown socket {sock!r} in step {text!r}; " + _suggest(sock, valid))
             return None
-        return Step(call, sock)
+        needs = {"setsockopt": list(OPTION_NAMES) + list(ROLES), "connect": list(ADDRESS_ROLES) + sorted(sockets)}
+        if call in needs and argument not in needs[call]:
+            what = "an option" if call == "setsockopt" else "an address role or a socket name"
+            self.error(path, f"step {text!r}: {call} needs {what}; " + _suggest(argument, needs[call]))
+            return None
+        if call not in needs and argument:
+            self.error(path, f"step {text!r}: {call} takes no argument")
+            return None
+        return Step(call, sock, argument)
 
     def case(self, case: dict[str, Any], path: Path, suite: Suite) -> list[Cell]:
         names = set(case["sockets"])
@@ -496,10 +583,23 @@ class _Builder:
             per_profile = value if isinstance(value, dict) else {p: value for p in profiles}
             for p, token in per_profile.items():
                 if p not in profiles:
-                    self.error((*epath, p), f"unknown profile {p!r}; the suite declares: " + _suggest(str(p), [str(x) for x in profiles]), key=True)
+                    self.error((*epath, p), f"unknown profile {p!r}; " + _profiles_hint(suite.profiles, str(p)), key=True)
                     continue
                 if self.expectation_matches(oracle, p):
                     exp_by_profile.setdefault(p, []).append(_expectation(oid, token, self.line((*epath, p) if isinstance(value, dict) else epath)))
+        for oid, receiver in case.get("deliver", {}).items():
+            dpath: Path = (*path, "deliver", oid)
+            valid = sorted(names) + ["both", "shared", "none"]
+            if oid not in suite.oracles:
+                self.error(dpath, f"unknown oracle {oid!r}; " + _suggest(oid, list(suite.oracles)), key=True)
+            else:
+                per_profile = receiver if isinstance(receiver, dict) else {p: receiver for p in profiles}
+                for p, who in per_profile.items():
+                    if who not in valid:
+                        self.error(dpath, f"receiver {who!r} is not a socket of this case; " + _suggest(who, valid))
+                        continue
+                    exps = exp_by_profile.get(p, [])
+                    exps[:] = [replace(e, receiver=who) if e.oracle == oid else e for e in exps]
         variants = self.variants(case.get("variants"))
         line = self.line(path)
         cells = []
@@ -529,6 +629,34 @@ class _Builder:
         return cells
 
 
+STATE_STEPS: dict[str, tuple[Step, ...]] = {
+    "bound": (Step("bind", "first"),),
+    "listening": (Step("bind", "first"), Step("listen", "first")),
+    # listener closed while the connection it accepted is still ESTABLISHED
+    "closed-established": (
+        Step("bind", "first"), Step("listen", "first"), Step("connect", "peer", "first"),
+        Step("accept", "first"), Step("close", "first"),
+    ),
+    # the server closes the accepted connection first (active close), the peer reads the
+    # FIN and closes too: the server side sits in TIME_WAIT on the port; then the listener goes
+    "time-wait": (
+        Step("bind", "first"), Step("listen", "first"), Step("connect", "peer", "first"),
+        Step("accept", "first"), Step("close", "first.conn"), Step("recv", "peer"),
+        Step("close", "peer"), Step("close", "first"),
+    ),
+}
+"""Steps that put the first socket of a grid cell in its state before the step under test."""
+
+
+def _profiles_hint(declared: dict[str, Profile], wrong: str) -> str:
+    if not declared:
+        return (
+            "this suite declares no profiles; add 'profiles: [reuseport]' (or reuseaddr) "
+            "at the top level, or drop the profile"
+        )
+    return "the suite's profiles are: " + _suggest(wrong, list(declared))
+
+
 def _alternatives(value: dict[str, Any]) -> list[dict[str, Any]]:
     """A merged row/column ('option: [default, reuse]') stands for several physical cells."""
     if isinstance(value.get("option"), list):
@@ -553,6 +681,7 @@ def _spec(name: str, fields: dict[str, Any]) -> SocketSpec:
         v6only=fields.get("v6only"),
         options=options,
         address=fields["address"],
+        owner=fields.get("owner", "self"),
     )
 
 
@@ -611,19 +740,45 @@ def load_suite(path: FsPath | str, display: str | None = None) -> Suite:
     """Load one case file; raise CaseFileError listing every problem in it."""
     filename = display or str(path)
     try:
-        text = FsPath(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = FsPath(path).read_bytes()
+        text = raw.decode("utf-8")
+    except OSError as exc:
         raise CaseFileError([CaseError(filename, 1, 1, f"cannot read case file: {exc}")]) from None
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line, col = before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1
+        raise CaseFileError(
+            [
+                CaseError(
+                    filename,
+                    line,
+                    col,
+                    f"not UTF-8: byte {raw[exc.start]:#04x} cannot be "
+                    "decoded; case files must be saved as UTF-8",
+                )
+            ]
+        ) from None
     src = load(text, filename)
     if not isinstance(src.data, dict):
-        raise CaseFileError([CaseError(filename, 1, 1, "a case file must be a mapping with format: 1")])
+        got = "an empty file" if src.data is None else f"a {type(src.data).__name__}"
+        raise CaseFileError(
+            [
+                CaseError(
+                    filename,
+                    1,
+                    1,
+                    f"a case file must be a mapping starting with 'format: 1', got {got}",
+                )
+            ]
+        )
     errors = validate(src, filename)
     if errors:
         raise CaseFileError(errors)
     builder = _Builder(src, filename)
     suite = builder.build()
     if builder.errors:
-        raise CaseFileError(sorted(set(builder.errors), key=lambda e: (e.line, e.column, e.message)))
+        errors = sorted(set(builder.errors), key=lambda e: (e.line, e.column, e.message))
+        raise CaseFileError(errors)
     return suite
 
 

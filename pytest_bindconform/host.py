@@ -177,12 +177,13 @@ def _windows_ports() -> tuple[tuple[tuple[int, int], ...], tuple[int, int] | Non
     return tuple(sorted(excluded)), parse_dynamic_range(_netsh("int", "ipv4", "show", "dynamicport", "tcp"))
 
 
-def fingerprint(isolation: str = "host") -> Host:
+def fingerprint(isolation: str = "host", probe: bool = True) -> Host:
+    """probe=False opens no socket (--collect-only): addresses are then left unknown."""
     fam = os_family()
-    ipv6 = socket.has_ipv6 and _can_bind(socket.AF_INET6, "::1")
+    ipv6 = socket.has_ipv6 and (not probe or _can_bind(socket.AF_INET6, "::1"))
     addresses = {
-        "inet": tuple(a for a in IPV4_SPECIFIC if _can_bind(socket.AF_INET, a)),
-        "inet6": tuple(a for a in IPV6_SPECIFIC if ipv6 and _can_bind(socket.AF_INET6, a)),
+        "inet": tuple(a for a in IPV4_SPECIFIC if probe and _can_bind(socket.AF_INET, a)),
+        "inet6": tuple(a for a in IPV6_SPECIFIC if probe and ipv6 and _can_bind(socket.AF_INET6, a)),
     }
     sysctl: dict[str, str] = {}
     if fam == "linux":
@@ -212,6 +213,8 @@ def fingerprint(isolation: str = "host") -> Host:
     with contextlib.suppress(Exception):
         if fam == "linux":
             release = platform.freedesktop_os_release().get("PRETTY_NAME", release)
+    if not probe:
+        isolation += " (not probed: --collect-only)"
     return Host(
         os=fam,
         os_release=release,
@@ -221,7 +224,7 @@ def fingerprint(isolation: str = "host") -> Host:
         python=platform.python_version(),
         admin=_is_admin(),
         ipv6=ipv6,
-        v6only_default=_v6only_default(),
+        v6only_default=_v6only_default() if probe else None,
         options=tuple(available_options()),
         addresses=addresses,
         sysctl=sysctl,

@@ -15,6 +15,7 @@ import os
 import socket
 import struct
 import sys
+import time
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
@@ -59,6 +60,29 @@ def _add_ipv6(address: str) -> None:
         fcntl.ioctl(s, SIOCSIFADDR, in6_ifreq)
 
 
+def _no_dad() -> None:
+    """Duplicate address detection would leave new addresses tentative (unbindable) a while."""
+    try:
+        with open("/proc/sys/net/ipv6/conf/lo/accept_dad", "w") as fh:
+            fh.write("0")
+    except OSError:
+        pass  # then _wait_bindable covers it
+
+
+def _wait_bindable(addresses: tuple[str, ...], limit: float = 2.0) -> None:
+    deadline = time.monotonic() + limit
+    for address in addresses:
+        while True:
+            try:
+                with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+                    s.bind((address, 0))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise IsolationUnavailable(f"{address} never became usable") from None
+                time.sleep(0.005)
+
+
 def enter_netns() -> list[str]:
     """Enter a fresh network namespace with loopback up; return the addresses added."""
     if not sys.platform.startswith("linux"):
@@ -74,9 +98,11 @@ def enter_netns() -> list[str]:
         _loopback_up()
         added = list(IPV4_ADDRESSES)
         if socket.has_ipv6:
+            _no_dad()
             for address in IPV6_ADDRESSES:
                 _add_ipv6(address)
                 added.append(address)
+            _wait_bindable(IPV6_ADDRESSES)
     except OSError as exc:
         raise IsolationUnavailable(f"could not set up the namespace: {exc}") from None
     return added

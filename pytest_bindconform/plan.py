@@ -8,6 +8,7 @@ how to enable the cell, so an unknown is never mistaken for a pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from .host import Host
@@ -109,12 +110,32 @@ def resolve_address(spec: SocketSpec, host: Host) -> str:
     # a literal: wildcards always exist; a specific one must be on this host
     if role in ("0.0.0.0", "::") or role.startswith("::ffff:"):
         return role
-    if role not in host.addresses.get(spec.family, ()):
+    if role not in host.addresses.get(spec.family, ()) and not address_exists(spec.family, role):
+        prefix = 32 if spec.family == "inet" else 128
+        how = {
+            "linux": f"sudo ip addr add {role}/{prefix} dev lo",
+            "darwin": f"sudo ifconfig lo0 alias {role}",
+            "freebsd": f"sudo ifconfig lo0 alias {role}",
+        }.get(host.os, "an alias on the loopback interface")
         raise Unrunnable(
-            f"address {role} is not configured on this host; "
-            + (_missing_address(host, spec.family, "this") if role not in ("127.0.0.1", "::1") else "")
+            f"needs the address {role}, which is not configured on this host; add it to "
+            f"loopback: {how}"
         )
     return role
+
+
+@cache
+def address_exists(family: str, address: str) -> bool:
+    """A bind to port 0 proves the address is configured here."""
+    import socket
+
+    fam = socket.AF_INET if family == "inet" else socket.AF_INET6
+    try:
+        with socket.socket(fam, socket.SOCK_DGRAM) as s:
+            s.bind((address, 0))
+        return True
+    except OSError:
+        return False
 
 
 _OPTION_HOME = {

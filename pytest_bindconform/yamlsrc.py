@@ -1,8 +1,11 @@
 """Load YAML safely and remember where every value came from.
 
 PyYAML keeps the last of two equal keys without a word; a conformance suite
-must not lose an expectation that way, so duplicates are errors here. Every
-node's position is kept so that any later error can name file, line and column.
+must not lose an expectation that way, so duplicates are errors here. Case files
+are plain data: a tag other than the core types is an error too (the safe loader
+refuses Python objects only on scalars; here a tag on a mapping would just be
+dropped). Every node's position is kept so that any later error can name file,
+line and column.
 """
 
 from __future__ import annotations
