@@ -9,7 +9,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import cases, measure
+from . import cases, measure, tables
+from .report import cli as report_cli
 from .host import fingerprint
 from .yamlsrc import CaseFileError
 
@@ -36,12 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--oracle", required=True, help="oracle id to label the block with")
     m.add_argument("--profile", default=None, help="only cells of this profile")
     m.set_defaults(func=_measure)
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    tables.register(sub)
+    report_cli.register(sub)
     return parser
-
-
-_EXTRA_COMMANDS: list = []  # type: ignore[type-arg]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

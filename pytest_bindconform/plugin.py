@@ -101,7 +101,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput and HOST_KEY in workerinput:
         fingerprint = host.Host.from_dict(workerinput[HOST_KEY])
     else:
-        fingerprint = host.fingerprint(_isolate(config))
+        collect_only = bool(config.getoption("collectonly", False))
+        fingerprint = host.fingerprint(_isolate(config), probe=not collect_only)
     state = run_state.RunState(fingerprint, gates, port_range, _worker_index(config))
     config.stash[run_state.STATE] = state
     if workerinput is None:
@@ -259,6 +260,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report_
 
 
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """A cell that could not be judged (interference, environment) is an error, not a failure."""
+    record = getattr(report, RECORD_ATTR, None)
+    if report.when == "call" and report.failed and record and record.get("status") == "error":
+        return "error", "E", "ERROR"
+    return None
+
+
 class Recorder:
     """Controller-side: gathers one record per cell and writes the reports once."""
 
@@ -267,8 +276,11 @@ class Recorder:
         self.state = config.stash[run_state.STATE]
         self.book = report.Book(config.rootpath)
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.book.expect(item.nodeid for item in items if isinstance(item, CellItem | BadCaseFile))
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # after -k/-m deselection: a deselected cell is not part of this run
+        self.book.expect(
+            item.nodeid for item in session.items if isinstance(item, CellItem | BadCaseFile)
+        )
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
@@ -282,9 +294,14 @@ class Recorder:
             self.book.note_outcome(report.nodeid, report.outcome, str(report.longrepr or ""))
 
     def pytest_sessionfinish(self, exitstatus: int) -> None:
-        self.written = self.book.finish(self.state, self.state.outputs, exitstatus)
+        if self.config.option.collectonly:
+            return  # nothing ran: never overwrite a report with a run that did not happen
+        workers = getattr(self.config.option, "numprocesses", None) or 0
+        self.written = self.book.finish(self.state, self.state.outputs, exitstatus, workers)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.config.option.collectonly:
+            return
         lines = self.book.summary_lines(quiet=self.config.get_verbosity() < 0)
         if lines:
             terminalreporter.section("bindconform")

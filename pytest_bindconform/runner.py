@@ -83,7 +83,7 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         planned = probe.plan(cell, profile, ctx.host)
     except probe.Unrunnable as exc:
         record["reason"] = str(exc)
-        record["scenario"]["sockets"] = [_unplanned(s) for s in cell.sockets]
+        record["scenario"]["sockets"] = [unplanned(s) for s in cell.sockets]
         return record
     try:
         port, observation = _observe(cell, planned, profile, ctx)
@@ -169,7 +169,7 @@ def environment_finding(outcome: str, port: int, host: Host) -> str:
     return ""
 
 
-def _unplanned(spec: Any) -> dict[str, Any]:
+def unplanned(spec: Any) -> dict[str, Any]:
     return {
         "name": spec.name,
         "family": spec.family,

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import datetime as dt
-import json
 import os
 import tempfile
 from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from .. import __version__, cases
+from ..model import Suite
+from ..yamlsrc import CaseFileError
+from . import html, markdown, model
+
+BROKEN_FILE = "case-file-error"  # item name plugin.py gives a case file that does not load
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -16,37 +25,173 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is for everyone
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())  # the rename must not reach the disk before the data
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def shown(path: Path, base: Path | None = None) -> str:
+    """A path as the user would type it: relative below base (the working directory)."""
+    base = base or Path.cwd()
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+
+
+def _is_cell(nodeid: str) -> bool:
+    """Only items of case files belong in the report, not ordinary tests of the same run."""
+    return nodeid.partition("::")[0].endswith(cases.SUFFIX)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _dist_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def render(report: dict[str, Any], fmt: str, full: str) -> str:
+    if fmt == "json":
+        return model.dumps(report)
+    if fmt == "md":
+        return markdown.render(report, full)
+    return html.render(report)
+
+
 class Book:
     def __init__(self, rootpath: Path):
         self.rootpath = rootpath
-        self.expected: list[str] = []
+        self.expected: dict[str, None] = {}  # an ordered set: collection order
         self.records: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, tuple[str, str]] = {}
-        self.started = dt.datetime.now(dt.timezone.utc)
+        self.started = _now()
         self.written: list[Path] = []
         self.report: dict[str, Any] | None = None
+        self._suites: dict[str, Suite | str] = {}  # file -> suite, or why it did not load
 
     def expect(self, nodeids: Iterable[str]) -> None:
-        for nodeid in nodeids:
-            if nodeid not in self.records and nodeid not in self.expected:
-                self.expected.append(nodeid)
+        self.expected.update((n, None) for n in nodeids if _is_cell(n))
 
     def add(self, nodeid: str, record: dict[str, Any]) -> None:
         self.records[nodeid] = record
 
     def note_outcome(self, nodeid: str, outcome: str, longrepr: str) -> None:
-        self.outcomes[nodeid] = (outcome, longrepr)
+        if _is_cell(nodeid):
+            self.outcomes[nodeid] = (outcome, longrepr)
 
-    def finish(self, state: Any, outputs: dict[str, str], exitstatus: int) -> list[Path]:
-        return []
+    # -- building ----------------------------------------------------------
+    def suite(self, relpath: str) -> Suite | str:
+        """The suite of a case file (loaded once), or the reason it does not load."""
+        if relpath not in self._suites:
+            try:
+                self._suites[relpath] = cases.load_suite(self.rootpath / relpath, display=relpath)
+            except CaseFileError as exc:
+                self._suites[relpath] = f"case file does not load on the controller:\n{exc}"
+        return self._suites[relpath]
 
+    def result(self, nodeid: str, state: Any, exitstatus: int) -> dict[str, Any]:
+        """The cell's record, or a full error/skip result saying why there is none."""
+        if nodeid in self.records:
+            return self.records[nodeid]
+        outcome, longrepr = self.outcomes.get(nodeid, ("", ""))
+        status = "skip" if outcome == "skipped" else "error"
+        if status == "skip":
+            reason = _skip_reason(longrepr)
+        elif longrepr:
+            reason = f"no result: {longrepr}"
+        else:
+            reason = f"{model.NO_RESULT} (pytest exit status {exitstatus})"
+        relpath, _, name = nodeid.partition("::")
+        if name == BROKEN_FILE:
+            return model.orphan_result(nodeid, "error", longrepr or "invalid case file")
+        suite = self.suite(relpath)
+        if isinstance(suite, str):
+            return model.orphan_result(nodeid, status, f"{reason}\n{suite}")
+        cell = next((c for c in suite.cells if c.name == name), None)
+        if cell is None:
+            return model.orphan_result(
+                nodeid, status, f"{reason}\n(the case file has no such cell now)"
+            )
+        gate = state.gates.get(state.host.os, "")
+        return model.missing_result(nodeid, cell, suite, state.host, gate, status, reason)
+
+    def build(self, state: Any, exitstatus: int, workers: int | None) -> dict[str, Any]:
+        order = list(self.expected) + [n for n in self.records if n not in self.expected]
+        results = [self.result(nodeid, state, exitstatus) for nodeid in order]
+        suites: dict[str, dict[str, Any]] = {}
+        for result in results:
+            loaded = self.suite(result["id"].partition("::")[0]) if result["suite"] else None
+            if isinstance(loaded, Suite) and loaded.id not in suites:
+                suites[loaded.id] = model.suite_info(loaded)
+        run_info = {
+            "host": state.host.to_dict(),
+            "plugin_version": __version__,
+            "gates": dict(state.gates),
+            "gate": state.gates.get(state.host.os),
+            "started": self.started,
+            "finished": _now(),
+            "isolation": state.host.isolation,
+            "exit_status": int(exitstatus),
+            "python": state.host.python,
+            "pytest": _dist_version("pytest"),
+            "xdist": _dist_version("pytest-xdist"),
+            "workers": workers,
+        }
+        return model.build(run_info, suites, results)
+
+    def finish(
+        self, state: Any, outputs: dict[str, str], exitstatus: int, workers: int | None = None
+    ) -> list[Path]:
+        self.report = self.build(state, exitstatus, workers)
+        targets = {fmt: self._target(path, state.host.os) for fmt, path in outputs.items() if path}
+        full = targets.get("html") or targets.get("json")
+        where = shown(full, self.rootpath) if full else ""
+        for fmt, path in targets.items():
+            write_atomic(path, render(self.report, fmt, where))
+            self.written.append(path)
+        return self.written
+
+    def _target(self, path: str, os_name: str) -> Path:
+        target = Path(path.replace("{os}", os_name))
+        return target if target.is_absolute() else self.rootpath / target
+
+    # -- terminal ------------------------------------------------------------
     def summary_lines(self, quiet: bool) -> list[str]:
-        return []
+        if self.report is None or not (self.report["results"] or self.written):
+            return []
+        summary = self.report["summary"]
+        counts = ", ".join(f"{n} {s}" for s, n in summary["status"].items() if n)
+        gate = self.report["run_info"]["gate"]
+        lines = [f"{summary['cells']} cells: {counts or 'none'} (gate {gate})"]
+        for oid, verdicts in [] if quiet else summary["oracles"].items():
+            mark = " (gate)" if oid == gate else ""
+            lines.append(
+                f"  {oid}{mark}: {verdicts['agree']} agree, {verdicts['disagree']} disagree, "
+                f"{verdicts['no-claim']} no claim, {verdicts['not-run']} not run"
+            )
+        if self.written:
+            lines.append("reports: " + ", ".join(shown(p) for p in self.written))
+        return lines
+
+
+def _skip_reason(longrepr: str) -> str:
+    """pytest's skip longrepr is a (file, line, 'Skipped: why') tuple, seen here as its str()."""
+    with contextlib.suppress(ValueError, SyntaxError, MemoryError, RecursionError):
+        value = ast.literal_eval(longrepr)
+        if isinstance(value, tuple) and len(value) == 3:
+            return str(value[2])
+    return longrepr

@@ -1,0 +1,203 @@
+"""The report document: run info, suite metadata, one result per cell, counts per oracle.
+
+Results are the runner's records unchanged (builtins that crossed xdist as is);
+cells that left no record still get a full result here, so a crash or an
+interrupt can never make a cell disappear from a report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from .. import probe, runner
+from ..host import Host
+from ..model import Cell, Oracle, Suite
+from ..oracles import NOT_RUN, applies
+
+FORMAT = 1
+STATUSES = ("pass", "fail", "skip", "error", "ungated")
+VERDICTS = ("agree", "disagree", "no-claim", "not-run")
+NO_RESULT = "no result: the worker running it crashed or the run was interrupted"
+
+
+def suite_info(suite: Suite) -> dict[str, Any]:
+    """What a reader needs to judge a suite's results: where each expectation comes from."""
+    return {
+        "title": suite.title,
+        "description": suite.description,
+        "path": suite.path,
+        "references": [asdict(ref) for ref in suite.references],
+        "profiles": {pid: p.description for pid, p in suite.profiles.items()},
+        "oracles": {
+            oid: {
+                "kind": o.kind,
+                "source": o.source,
+                "provenance": o.provenance,
+                "reference": o.reference,
+                "table": o.table,
+                "applies": {"os": o.os, "min_version": o.min_version, "max_version": o.max_version},
+                "profiles": None if o.profiles is None else list(o.profiles),
+            }
+            for oid, o in suite.oracles.items()
+        },
+        "grid": suite.grid,
+        "facts": [dict(f) for f in suite.facts],
+    }
+
+
+def oracle_applies(info: dict[str, Any], host: dict[str, Any]) -> bool:
+    """Does an oracle of a report's suite metadata apply to a report's host?"""
+    rng = info["applies"]
+    oracle = Oracle(
+        "",
+        info["kind"],
+        info["source"],
+        rng["os"],
+        min_version=rng["min_version"],
+        max_version=rng["max_version"],
+    )
+    return applies(oracle, host["os"], host["os_version"])
+
+
+def missing_result(
+    nodeid: str, cell: Cell, suite: Suite, host: Host, gate: str, status: str, reason: str
+) -> dict[str, Any]:
+    """A cell that ran nowhere (crash, interrupt, setup failure): same shape as a record."""
+    result = runner.describe(cell, suite)
+    profile = suite.profiles.get(cell.profile) if cell.profile else None
+    try:
+        sockets = [p.to_dict("unknown") for p in probe.plan(cell, profile, host)]
+    except probe.Unrunnable:
+        sockets = [runner.unplanned(spec) for spec in cell.sockets]
+    verdicts = {
+        oid: NOT_RUN
+        for oid in result["expected"]
+        if applies(suite.oracles[oid], host.os, host.os_version)
+    }
+    claim = cell.expectation(gate)
+    result.update(
+        id=nodeid,
+        scenario={
+            "profile": cell.profile,
+            "sockets": sockets,
+            "steps": result.pop("steps_planned"),
+            "under_test": result.pop("under_test"),
+        },
+        observed=None,
+        verdicts=verdicts,
+        gate=gate if claim is not None and claim.claims and gate in verdicts else None,
+        status=status,
+        reason=reason,
+        duration=0.0,
+    )
+    return result
+
+
+def orphan_result(nodeid: str, status: str, reason: str) -> dict[str, Any]:
+    """A result for an item that is no cell: a broken case file, or a file that vanished."""
+    path, _, name = nodeid.partition("::")
+    return {
+        "id": nodeid,
+        "suite": None,
+        "name": name,
+        "key": name,
+        "variant": "",
+        "profile": None,
+        "line": 0,
+        "grid": None,
+        "expected": {},
+        "scenario": {"profile": None, "sockets": [], "steps": [], "under_test": ""},
+        "observed": None,
+        "verdicts": {},
+        "gate": None,
+        "status": status,
+        "reason": reason or f"{path}: no result",
+        "duration": 0.0,
+    }
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Cells per status, and per oracle how many cells agree, disagree, were not run."""
+    status = dict.fromkeys(STATUSES, 0)
+    per_oracle: dict[str, dict[str, int]] = {}
+    for result in results:
+        status[result["status"]] += 1
+        for oid, verdict in result["verdicts"].items():
+            per_oracle.setdefault(oid, dict.fromkeys(VERDICTS, 0))[verdict] += 1
+    return {"cells": len(results), "status": status, "oracles": dict(sorted(per_oracle.items()))}
+
+
+def token(expectation: dict[str, Any]) -> str:
+    """An expectation as the case files write it: 'ok*' = ok, undefined which socket receives."""
+    return str(expectation["outcome"]) + ("*" if expectation["flags"] else "")
+
+
+def errata(
+    pairs: Iterable[tuple[str, dict[str, Any]]], suites: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """(host, result) pairs -> where a documented table disagrees with a host it applies to."""
+    out = []
+    for host, r in pairs:
+        oracles = suites.get(r["suite"] or "", {}).get("oracles", {})
+        for oid, verdict in r["verdicts"].items():
+            if verdict == "disagree" and oracles.get(oid, {}).get("kind") == "document":
+                out.append(
+                    {
+                        "id": r["id"],
+                        "host": host,
+                        "oracle": oid,
+                        "documented": token(r["expected"][oid]),
+                        "observed": r["observed"]["outcome"],
+                        "provenance": oracles[oid]["provenance"],
+                    }
+                )
+    return out
+
+
+def build(
+    run_info: dict[str, Any], suites: dict[str, dict[str, Any]], results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "kind": "host",
+        "run_info": run_info,
+        "suites": suites,
+        "results": results,
+        "summary": summarize(results),
+    }
+
+
+@cache
+def schema() -> dict[str, Any]:
+    text = resources.files("pytest_bindconform").joinpath("schema/report.schema.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def problems(document: Any) -> list[str]:
+    """Schema violations of a report, as 'where: what' lines (empty: valid)."""
+    validator = jsonschema.Draft202012Validator(schema())
+    found = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in found]
+
+
+def dumps(document: dict[str, Any]) -> str:
+    """Indented JSON, except one line per result: a fifth smaller, and diffs show cells."""
+    parts = []
+    for key, value in document.items():
+        if key in ("results", "cells") and value:
+            rows = ",\n  ".join(
+                json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in value
+            )
+            text = f"[\n  {rows}\n ]"
+        else:
+            text = json.dumps(value, indent=1, ensure_ascii=False).replace("\n", "\n ")
+        parts.append(f" {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
