@@ -43,7 +43,26 @@ def other_user_ids() -> tuple[int, int]:
         entry = pwd.getpwnam(OTHER_USER)
     except KeyError:
         raise OwnerUnavailable(f"owner 'other-user' needs the account {OTHER_USER!r}") from None
+    if not _uid_mapped(entry.pw_uid):
+        raise OwnerUnavailable(
+            f"owner 'other-user' needs real root: uid {entry.pw_uid} ({OTHER_USER}) is not mapped "
+            "in this user namespace (e.g. under 'unshare -r'); run as root on the host, where "
+            "--bindconform-isolate=netns keeps the real uids"
+        )
     return entry.pw_uid, entry.pw_gid
+
+
+def _uid_mapped(uid: int) -> bool:
+    """Inside a user namespace only the uids in /proc/self/uid_map exist."""
+    try:
+        text = open("/proc/self/uid_map").read()
+    except OSError:
+        return True  # not Linux: no user namespaces
+    for line in text.splitlines():
+        inside, _, count = (int(x) for x in line.split())
+        if inside <= uid < inside + count:
+            return True
+    return False
 
 
 def serve(rfile: IO[str], wfile: IO[str]) -> None:

@@ -128,9 +128,10 @@ def _observe(cell: Cell, planned: list[probe.PlannedSocket], profile: Profile | 
              ctx: Context) -> tuple[int, probe.Observation]:
     """Run the cell on a port no other process confounded (see ports.py)."""
     connects = any(step.call == "connect" for step in cell.steps)
-    held = []
+    held: list[int] = []
     for _ in range(ATTEMPTS):
-        port = ctx.ports.take(prove=connects)
+        # a retry takes a port proven free: our own TIME_WAIT entries can cover a run of ports
+        port = ctx.ports.take(prove=connects or bool(held))
         observation = probe.run(cell, planned, port, ctx.host, profile)
         suspect = observation.delivery is not None or any(
             step["outcome"] in CONFLICTS for step in observation.steps
