@@ -17,7 +17,7 @@ loading every file in cases/ (cold and through the suite cache) and
 from __future__ import annotations
 
 import argparse
-import itertools
+import contextlib
 import json
 import os
 import socket
@@ -37,9 +37,11 @@ ENDPOINTS = [(o, a) for o in OPTION_SETS for a in ADDRESSES]
 
 def grid_yaml(endpoints: list[tuple[list[str], str]], types: list[str]) -> str:
     values = "\n".join(
-        f"      - {{options: {json.dumps(o)}, address: \"{a}\"}}" for o, a in endpoints
+        f'      - {{options: {json.dumps(o)}, address: "{a}"}}' for o, a in endpoints
     )
-    table = "\n".join("        - [" + ", ".join(["unknown"] * len(endpoints)) + "]" for _ in endpoints)
+    table = "\n".join(
+        "        - [" + ", ".join(["unknown"] * len(endpoints)) + "]" for _ in endpoints
+    )
     return textwrap.dedent(
         """\
         format: 1
@@ -69,7 +71,7 @@ def grid_yaml(endpoints: list[tuple[list[str], str]], types: list[str]) -> str:
     ) % (json.dumps(types), values, values, table)
 
 
-HAND_WRITTEN = '''
+HAND_WRITTEN = """
 import errno, itertools, socket, pytest
 OPTION_SETS = {option_sets!r}
 ADDRESSES = {addresses!r}
@@ -98,17 +100,24 @@ def test_pair(kind, first, second):
     finally:
         a.close(); b.close()
     assert outcome in ("ok", "EADDRINUSE")
-'''
+"""
 
 
 def pytest_run(args: list[str], cwd: Path) -> float:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-                          cwd=cwd, capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     elapsed = time.perf_counter() - start
     if done.returncode not in (0, 1):
-        raise SystemExit(f"pytest failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        raise SystemExit(
+            f"pytest failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
     return elapsed
 
 
@@ -133,8 +142,9 @@ def plugin_dir(path: Path, cells: int) -> list[str]:
 
 
 def hand_dir(path: Path, cells: int) -> list[str]:
-    (path / "test_hand.py").write_text(HAND_WRITTEN.format(
-        option_sets=OPTION_SETS, addresses=ADDRESSES, types=TYPES, limit=cells))
+    (path / "test_hand.py").write_text(
+        HAND_WRITTEN.format(option_sets=OPTION_SETS, addresses=ADDRESSES, types=TYPES, limit=cells)
+    )
     return ["-p", "no:xdist", "-p", "no:bindconform", "test_hand.py"]
 
 
@@ -146,16 +156,16 @@ def plain_loop() -> float:
         port += 1
         socks = []
         for options, _ in (first, second):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "stream" else socket.SOCK_DGRAM)
+            s = socket.socket(
+                socket.AF_INET, socket.SOCK_STREAM if kind == "stream" else socket.SOCK_DGRAM
+            )
             for name in options:
                 s.setsockopt(socket.SOL_SOCKET, getattr(socket, name), 1)
             socks.append(s)
         try:
             socks[0].bind((first[1], port))
-            try:
+            with contextlib.suppress(OSError):
                 socks[1].bind((second[1], port))
-            except OSError:
-                pass
         finally:
             for s in socks:
                 s.close()
@@ -170,16 +180,23 @@ def library_load() -> tuple[float, float, int]:
         from pytest_bindconform import cases, suitecache
         os.environ["BINDCONFORM_CACHE_DIR"] = tempfile.mkdtemp()
         files = cases.discover(Path(%r))
-        t = time.perf_counter(); n = sum(len(suitecache.load(p).cells) for p in files); cold = time.perf_counter() - t
-        t = time.perf_counter(); n = sum(len(suitecache.load(p).cells) for p in files); warm = time.perf_counter() - t
+        def timed():
+            t = time.perf_counter()
+            n = sum(len(suitecache.load(p).cells) for p in files)
+            return time.perf_counter() - t, n
+        (cold, n), (warm, _) = timed(), timed()
         print(cold, warm, n)
     """) % (str(ROOT), str(ROOT / "cases"))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     return float(out[0]), float(out[1]), int(out[2])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="skip the whole-library runs")
     args = parser.parse_args()
     n = len(TYPES) * len(ENDPOINTS) ** 2
@@ -193,7 +210,10 @@ def main() -> None:
     print(f"ratio (a)/(b) = {a / b:.2f}   (target <= 1.1)")
     print(f"ratio (b)/(c) = {b / c:.2f}   (pytest's own per-test cost)")
     cold, warm, cells = library_load()
-    print(f"load all of cases/ ({cells} cells): cold {cold:.3f} s, cached {warm:.3f} s (target < 0.3 s)")
+    print(
+        f"load all of cases/ ({cells} cells): cold {cold:.3f} s, "
+        f"cached {warm:.3f} s (target < 0.3 s)"
+    )
     t = pytest_run(["cases", "--collect-only"], ROOT)
     print(f"pytest cases --collect-only: {t:.2f} s wall (includes interpreter and plugin start-up)")
     if not args.quick:

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from . import cases, measure, tables
-from .report import cli as report_cli
 from .host import fingerprint
+from .report import cli as report_cli
 from .yamlsrc import CaseFileError
 
 
@@ -23,8 +23,10 @@ def _measure(args: argparse.Namespace) -> int:
     host = fingerprint()
     seen = measure.observe(suite, host, args.profile)
     result = measure.blocks(measure.tables(suite, seen))
-    print(f"    # measured on {host.os} {host.os_release} ({host.kernel}, {host.machine}), "
-          f"python {host.python}, addresses {host.addresses}")
+    print(
+        f"    # measured on {host.os} {host.os_release} ({host.kernel}, {host.machine}), "
+        f"python {host.python}, addresses {host.addresses}"
+    )
     print(measure.render(args.oracle, args.profile, result))
     return 0
 
@@ -32,7 +34,9 @@ def _measure(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pytest_bindconform", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("measure", help="run a grid on this host and print a measured expectation block")
+    m = sub.add_parser(
+        "measure", help="run a grid on this host and print a measured expectation block"
+    )
     m.add_argument("case_file")
     m.add_argument("--oracle", required=True, help="oracle id to label the block with")
     m.add_argument("--profile", default=None, help="only cells of this profile")

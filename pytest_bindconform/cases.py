@@ -11,8 +11,8 @@ import difflib
 import ipaddress
 import itertools
 import json
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from pathlib import Path as FsPath
@@ -55,7 +55,7 @@ def case_schema() -> dict[str, Any]:
 def _validator() -> jsonschema.protocols.Validator:
     schema = case_schema()
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)  # type: ignore[no-any-return]
+    return cls(schema)
 
 
 def _suggest(value: object, choices: list[str]) -> str:
@@ -358,7 +358,9 @@ class _Builder:
                 return
             want = "inet" if ip.version == 4 else "inet6"
             if want != family:
-                self.error((*path, "address"), f"address {address} needs family {want}, not {family}")
+                self.error(
+                    (*path, "address"), f"address {address} needs family {want}, not {family}"
+                )
         elif address.startswith("v4mapped") and family != "inet6":
             self.error((*path, "address"), f"address role {address!r} needs family inet6")
         if fields.get("v6only") is not None and family != "inet6":
@@ -385,7 +387,9 @@ class _Builder:
         base: Path = ("grid",)
         rows, cols = grid["rows"], grid["columns"]
         if rows["socket"] == cols["socket"]:
-            self.error((*base, "columns", "socket"), "rows and columns must describe different sockets")
+            self.error(
+                (*base, "columns", "socket"), "rows and columns must describe different sockets"
+            )
             return []
         n_rows, n_cols = len(rows["values"]), len(cols["values"])
         variants = self.variants(grid.get("variants"))
@@ -398,7 +402,10 @@ class _Builder:
                         opts = value[key] if isinstance(value[key], list) else [value[key]]
                         self.check_options(opts, (*base, axis, "values", i, key), suite)
         blocks = self.grid_blocks(grid, suite, n_rows, n_cols, variants)
-        then = [self.parse_step(s, {"first", "second"}, (*base, "then", i)) for i, s in enumerate(grid.get("then", []))]
+        then = [
+            self.parse_step(s, {"first", "second"}, (*base, "then", i))
+            for i, s in enumerate(grid.get("then", []))
+        ]
         suite.grid = {
             "orientation": grid.get(
                 "orientation",
@@ -420,84 +427,159 @@ class _Builder:
                     if not self.block_applies(block, oracle, profile, variant):
                         continue
                     token = block["table"][r][c]
-                    n_alt = len(_alternatives(rows["values"][r])) * len(_alternatives(cols["values"][c]))
+                    n_alt = len(_alternatives(rows["values"][r])) * len(
+                        _alternatives(cols["values"][c])
+                    )
                     if "|" in token and token.count("|") + 1 != n_alt:
-                        self.error((*base, "expect", b_index, "table", r, c),
-                                   f"{token!r} gives {token.count('|') + 1} outcomes but this cell merges {n_alt} option sets")
+                        self.error(
+                            (*base, "expect", b_index, "table", r, c),
+                            f"{token!r} gives {token.count('|') + 1} outcomes but this cell merges "
+                            f"{n_alt} option sets",
+                        )
                         continue
-                    exps.append(_expectation(oracle.id, token, self.line((*base, "expect", b_index, "table", r, c))))
+                    exps.append(
+                        _expectation(
+                            oracle.id, token, self.line((*base, "expect", b_index, "table", r, c))
+                        )
+                    )
                     if len(exps) == 1:
                         line = exps[0].line
-                alternatives = list(itertools.product(
-                    _alternatives(rows["values"][r]), _alternatives(cols["values"][c])
-                ))
+                alternatives = list(
+                    itertools.product(
+                        _alternatives(rows["values"][r]), _alternatives(cols["values"][c])
+                    )
+                )
                 for sub, (sub_row, sub_col) in enumerate(alternatives):
                     by_socket = {rows["socket"]: sub_row, cols["socket"]: sub_col}
                     sub_exps = [_pick(e, sub, len(alternatives)) for e in exps]
                     cells.append(
-                        self.grid_cell(suite, profile, variant, by_socket, sub_exps, line, then,
-                                       GridPosition(r, c, _label(rows["values"][r]), _label(cols["values"][c])),
-                                       (*base, "rows", "values", r))
+                        self.grid_cell(
+                            suite,
+                            profile,
+                            variant,
+                            by_socket,
+                            sub_exps,
+                            line,
+                            then,
+                            GridPosition(
+                                r, c, _label(rows["values"][r]), _label(cols["values"][c])
+                            ),
+                            (*base, "rows", "values", r),
+                        )
                     )
         return cells
 
-    def block_applies(self, block: dict[str, Any], oracle: Oracle, profile: str | None, variant: dict[str, str]) -> bool:
+    def block_applies(
+        self, block: dict[str, Any], oracle: Oracle, profile: str | None, variant: dict[str, str]
+    ) -> bool:
         if "profile" in block and block["profile"] != profile:
             return False
         if not self.expectation_matches(oracle, profile):
             return False
         return all(variant.get(k) == v for k, v in block.get("where", {}).items())
 
-    def grid_blocks(self, grid: dict[str, Any], suite: Suite, n_rows: int, n_cols: int,
-                    variants: list[dict[str, str]]) -> list[tuple[dict[str, Any], Oracle]]:
+    def grid_blocks(
+        self,
+        grid: dict[str, Any],
+        suite: Suite,
+        n_rows: int,
+        n_cols: int,
+        variants: list[dict[str, str]],
+    ) -> list[tuple[dict[str, Any], Oracle]]:
         blocks = []
         claimed: dict[tuple[str, str | None, str], int] = {}
         for b, block in enumerate(grid["expect"]):
             path: Path = ("grid", "expect", b)
             oracle = suite.oracles.get(block["oracle"])
             if oracle is None:
-                self.error((*path, "oracle"), f"unknown oracle {block['oracle']!r}; " + _suggest(block["oracle"], list(suite.oracles)))
+                self.error(
+                    (*path, "oracle"),
+                    f"unknown oracle {block['oracle']!r}; "
+                    + _suggest(block["oracle"], list(suite.oracles)),
+                )
                 continue
             if "profile" in block and block["profile"] not in suite.profiles:
-                self.error((*path, "profile"), f"unknown profile {block['profile']!r}; " + _profiles_hint(suite.profiles, block["profile"]))
+                self.error(
+                    (*path, "profile"),
+                    f"unknown profile {block['profile']!r}; "
+                    + _profiles_hint(suite.profiles, block["profile"]),
+                )
                 continue
             table = block["table"]
             if len(table) != n_rows:
                 what = "missing" if len(table) < n_rows else "extra"
-                self.error((*path, "table", n_rows) if len(table) > n_rows else (*path, "table"), f"grid table for {oracle.id!r} has {len(table)} rows, the grid has {n_rows} ({what} row)")
+                self.error(
+                    (*path, "table", n_rows) if len(table) > n_rows else (*path, "table"),
+                    f"grid table for {oracle.id!r} has {len(table)} rows, the grid has {n_rows} "
+                    f"({what} row)",
+                )
                 continue
             shape_ok = True
             for r, row in enumerate(table):
                 if len(row) != n_cols:
                     what = "missing" if len(row) < n_cols else "extra"
-                    self.error((*path, "table", r), f"row {r + 1} of the {oracle.id!r} table has {len(row)} cells, the grid has {n_cols} columns ({what} cell)")
+                    self.error(
+                        (*path, "table", r),
+                        f"row {r + 1} of the {oracle.id!r} table has {len(row)} cells, "
+                        f"the grid has {n_cols} columns ({what} cell)",
+                    )
                     shape_ok = False
             if not shape_ok:
                 continue
-            matched = [v for v in variants or [{}] if all(v.get(k) == w for k, w in block.get("where", {}).items())]
+            matched = [
+                v
+                for v in variants or [{}]
+                if all(v.get(k) == w for k, w in block.get("where", {}).items())
+            ]
             if not matched:
-                self.error((*path, "where"), f"this expectation is for cells that do not exist: no variant matches {block.get('where')}")
+                self.error(
+                    (*path, "where"),
+                    "this expectation is for cells that do not exist: no variant matches "
+                    f"{block.get('where')}",
+                )
                 continue
-            profiles = [block["profile"]] if "profile" in block else (list(suite.profiles) or [None])
+            profiles: list[str | None] = (
+                [block["profile"]] if "profile" in block else (list(suite.profiles) or [None])
+            )
             live = [p for p in profiles if self.expectation_matches(oracle, p)]
             if not live:
-                self.error((*path, "profile"), f"oracle {oracle.id!r} does not apply under profile {profiles}")
+                self.error(
+                    (*path, "profile"),
+                    f"oracle {oracle.id!r} does not apply under profile {profiles}",
+                )
                 continue
             for p, v in itertools.product(live, matched):
                 key = (oracle.id, p, self.variant_key(None, v))
                 if key in claimed:
-                    self.error(path, f"expectations for {oracle.id!r} overlap with block {claimed[key] + 1} on {key[2] or 'all cells'} (profile {p})")
+                    self.error(
+                        path,
+                        f"expectations for {oracle.id!r} overlap with block {claimed[key] + 1} on "
+                        f"{key[2] or 'all cells'} (profile {p})",
+                    )
                 claimed[key] = b
             blocks.append((block, oracle))
         return blocks
 
-    def grid_cell(self, suite: Suite, profile: str | None, variant: dict[str, str],
-                  by_socket: dict[str, dict[str, Any]], exps: list[Expectation], line: int,
-                  then: list[Step | None], position: GridPosition, path: Path) -> Cell:
+    def grid_cell(
+        self,
+        suite: Suite,
+        profile: str | None,
+        variant: dict[str, str],
+        by_socket: dict[str, dict[str, Any]],
+        exps: list[Expectation],
+        line: int,
+        then: list[Step | None],
+        position: GridPosition,
+        path: Path,
+    ) -> Cell:
         specs = []
         tokens = []
         for name in ("first", "second"):
-            fields = {**SOCKET_DEFAULTS, **{k: v for k, v in variant.items() if k != "state"}, **by_socket[name]}
+            fields = {
+                **SOCKET_DEFAULTS,
+                **{k: v for k, v in variant.items() if k != "state"},
+                **by_socket[name],
+            }
             self.check_socket(fields, path)
             specs.append(_spec(name, fields))
             tokens.append(f"{name}={_token(by_socket[name])}")
@@ -537,16 +619,25 @@ class _Builder:
         call, sock = parts[0], parts[1]
         argument = parts[2] if len(parts) == 3 else ""
         if call not in CALLS:
-            self.error(path, f"unknown call {call!r} in step {text!r}; " + _suggest(call, list(CALLS)))
+            self.error(
+                path, f"unknown call {call!r} in step {text!r}; " + _suggest(call, list(CALLS))
+            )
             return None
         if sock not in sockets and not (sock.endswith(".conn") and sock[:-5] in sockets):
-            valid = sorted(sockets) + [f"{name}.conn (after 'accept {name}')" for name in sorted(sockets)]
+            valid = sorted(sockets) + [
+                f"{name}.conn (after 'accept {name}')" for name in sorted(sockets)
+            ]
             self.error(path, f"unknown socket {sock!r} in step {text!r}; " + _suggest(sock, valid))
             return None
-        needs = {"setsockopt": list(OPTION_NAMES) + list(ROLES), "connect": list(ADDRESS_ROLES) + sorted(sockets)}
+        needs = {
+            "setsockopt": list(OPTION_NAMES) + list(ROLES),
+            "connect": list(ADDRESS_ROLES) + sorted(sockets),
+        }
         if call in needs and argument not in needs[call]:
             what = "an option" if call == "setsockopt" else "an address role or a socket name"
-            self.error(path, f"step {text!r}: {call} needs {what}; " + _suggest(argument, needs[call]))
+            self.error(
+                path, f"step {text!r}: {call} needs {what}; " + _suggest(argument, needs[call])
+            )
             return None
         if call not in needs and argument:
             self.error(path, f"step {text!r}: {call} takes no argument")
@@ -555,7 +646,9 @@ class _Builder:
 
     def case(self, case: dict[str, Any], path: Path, suite: Suite) -> list[Cell]:
         names = set(case["sockets"])
-        steps = [self.parse_step(s, names, (*path, "steps", i)) for i, s in enumerate(case["steps"])]
+        steps = [
+            self.parse_step(s, names, (*path, "steps", i)) for i, s in enumerate(case["steps"])
+        ]
         if any(s is None for s in steps):
             return []
         real_steps = [s for s in steps if s is not None]
@@ -565,38 +658,71 @@ class _Builder:
             if wanted is None:
                 return []
             if wanted not in real_steps:
-                self.error((*path, "test"), f"step under test {case['test']!r} is not among the steps: {', '.join(map(str, real_steps))}")
+                self.error(
+                    (*path, "test"),
+                    f"step under test {case['test']!r} is not among the steps: "
+                    f"{', '.join(map(str, real_steps))}",
+                )
                 return []
             under_test = real_steps.index(wanted)
         for sname, fields in case["sockets"].items():
             if "option" in fields:
-                self.error((*path, "sockets", sname, "option"), "individual cases list socket options under 'options'")
-            self.check_options(fields.get("options", []), (*path, "sockets", sname, "options"), suite)
+                self.error(
+                    (*path, "sockets", sname, "option"),
+                    "individual cases list socket options under 'options'",
+                )
+            self.check_options(
+                fields.get("options", []), (*path, "sockets", sname, "options"), suite
+            )
         exp_by_profile: dict[str | None, list[Expectation]] = {}
         profiles: list[str | None] = list(suite.profiles) or [None]
         for oid, value in case["expect"].items():
             epath: Path = (*path, "expect", oid)
             oracle = suite.oracles.get(oid)
             if oracle is None:
-                self.error(epath, f"unknown oracle {oid!r}; " + _suggest(oid, list(suite.oracles)), key=True)
+                self.error(
+                    epath,
+                    f"unknown oracle {oid!r}; " + _suggest(oid, list(suite.oracles)),
+                    key=True,
+                )
                 continue
             per_profile = value if isinstance(value, dict) else {p: value for p in profiles}
             for p, token in per_profile.items():
                 if p not in profiles:
-                    self.error((*epath, p), f"unknown profile {p!r}; " + _profiles_hint(suite.profiles, str(p)), key=True)
+                    self.error(
+                        (*epath, str(p)),
+                        f"unknown profile {p!r}; " + _profiles_hint(suite.profiles, str(p)),
+                        key=True,
+                    )
                     continue
                 if self.expectation_matches(oracle, p):
-                    exp_by_profile.setdefault(p, []).append(_expectation(oid, token, self.line((*epath, p) if isinstance(value, dict) else epath)))
+                    exp_by_profile.setdefault(p, []).append(
+                        _expectation(
+                            oid,
+                            token,
+                            self.line((*epath, str(p)) if isinstance(value, dict) else epath),
+                        )
+                    )
         for oid, receiver in case.get("deliver", {}).items():
             dpath: Path = (*path, "deliver", oid)
             valid = sorted(names) + ["both", "shared", "none"]
             if oid not in suite.oracles:
-                self.error(dpath, f"unknown oracle {oid!r}; " + _suggest(oid, list(suite.oracles)), key=True)
+                self.error(
+                    dpath,
+                    f"unknown oracle {oid!r}; " + _suggest(oid, list(suite.oracles)),
+                    key=True,
+                )
             else:
-                per_profile = receiver if isinstance(receiver, dict) else {p: receiver for p in profiles}
+                per_profile = (
+                    receiver if isinstance(receiver, dict) else {p: receiver for p in profiles}
+                )
                 for p, who in per_profile.items():
                     if who not in valid:
-                        self.error(dpath, f"receiver {who!r} is not a socket of this case; " + _suggest(who, valid))
+                        self.error(
+                            dpath,
+                            f"receiver {who!r} is not a socket of this case; "
+                            + _suggest(who, valid),
+                        )
                         continue
                     exps = exp_by_profile.get(p, [])
                     exps[:] = [replace(e, receiver=who) if e.oracle == oid else e for e in exps]
@@ -606,7 +732,11 @@ class _Builder:
         for profile, variant in itertools.product(profiles, variants or [{}]):
             specs = []
             for sname, fields in case["sockets"].items():
-                merged = {**SOCKET_DEFAULTS, **{k: v for k, v in variant.items() if k != "state"}, **fields}
+                merged = {
+                    **SOCKET_DEFAULTS,
+                    **{k: v for k, v in variant.items() if k != "state"},
+                    **fields,
+                }
                 self.check_socket(merged, (*path, "sockets", sname))
                 specs.append(_spec(sname, merged))
             vkey = self.variant_key(profile, variant)
@@ -634,15 +764,23 @@ STATE_STEPS: dict[str, tuple[Step, ...]] = {
     "listening": (Step("bind", "first"), Step("listen", "first")),
     # listener closed while the connection it accepted is still ESTABLISHED
     "closed-established": (
-        Step("bind", "first"), Step("listen", "first"), Step("connect", "peer", "first"),
-        Step("accept", "first"), Step("close", "first"),
+        Step("bind", "first"),
+        Step("listen", "first"),
+        Step("connect", "peer", "first"),
+        Step("accept", "first"),
+        Step("close", "first"),
     ),
     # the server closes the accepted connection first (active close), the peer reads the
     # FIN and closes too: the server side sits in TIME_WAIT on the port; then the listener goes
     "time-wait": (
-        Step("bind", "first"), Step("listen", "first"), Step("connect", "peer", "first"),
-        Step("accept", "first"), Step("close", "first.conn"), Step("recv", "peer"),
-        Step("close", "peer"), Step("close", "first"),
+        Step("bind", "first"),
+        Step("listen", "first"),
+        Step("connect", "peer", "first"),
+        Step("accept", "first"),
+        Step("close", "first.conn"),
+        Step("recv", "peer"),
+        Step("close", "peer"),
+        Step("close", "first"),
     ),
 }
 """Steps that put the first socket of a grid cell in its state before the step under test."""

@@ -151,8 +151,11 @@ def parse_excluded_ranges(text: str) -> list[tuple[int, int]]:
 
 def parse_dynamic_range(text: str) -> tuple[int, int] | None:
     """`netsh int ipv4 show dynamicport tcp`: 'Start Port : 49152', 'Number of Ports : 16384'."""
-    numbers = [int(line.rsplit(":", 1)[1]) for line in text.splitlines()
-               if ":" in line and line.rsplit(":", 1)[1].strip().isdigit()]
+    numbers = [
+        int(line.rsplit(":", 1)[1])
+        for line in text.splitlines()
+        if ":" in line and line.rsplit(":", 1)[1].strip().isdigit()
+    ]
     if len(numbers) < 2:
         return None
     return numbers[0], numbers[0] + numbers[1] - 1
@@ -172,9 +175,14 @@ def _windows_ports() -> tuple[tuple[tuple[int, int], ...], tuple[int, int] | Non
     excluded: set[tuple[int, int]] = set()
     for ip in ("ipv4", "ipv6"):
         for proto in ("tcp", "udp"):
-            excluded.update(parse_excluded_ranges(
-                _netsh("interface", ip, "show", "excludedportrange", f"protocol={proto}")))
-    return tuple(sorted(excluded)), parse_dynamic_range(_netsh("int", "ipv4", "show", "dynamicport", "tcp"))
+            excluded.update(
+                parse_excluded_ranges(
+                    _netsh("interface", ip, "show", "excludedportrange", f"protocol={proto}")
+                )
+            )
+    return tuple(sorted(excluded)), parse_dynamic_range(
+        _netsh("int", "ipv4", "show", "dynamicport", "tcp")
+    )
 
 
 def fingerprint(isolation: str = "host", probe: bool = True) -> Host:
@@ -183,7 +191,9 @@ def fingerprint(isolation: str = "host", probe: bool = True) -> Host:
     ipv6 = socket.has_ipv6 and (not probe or _can_bind(socket.AF_INET6, "::1"))
     addresses = {
         "inet": tuple(a for a in IPV4_SPECIFIC if probe and _can_bind(socket.AF_INET, a)),
-        "inet6": tuple(a for a in IPV6_SPECIFIC if probe and ipv6 and _can_bind(socket.AF_INET6, a)),
+        "inet6": tuple(
+            a for a in IPV6_SPECIFIC if probe and ipv6 and _can_bind(socket.AF_INET6, a)
+        ),
     }
     sysctl: dict[str, str] = {}
     if fam == "linux":

@@ -46,9 +46,7 @@ def tables(suite: Suite, seen: dict[Cell, str]) -> dict[tuple[tuple[str, str], .
         table[cell.position.row][cell.position.column].append(outcome)
     out = {}
     for key, table in by_variant.items():
-        out[key] = tuple(
-            tuple(_token(parts) for parts in row) for row in table
-        )
+        out[key] = tuple(tuple(_token(parts) for parts in row) for row in table)
     return out
 
 

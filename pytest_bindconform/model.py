@@ -133,7 +133,9 @@ class Cell:
     line: int
     position: GridPosition | None = None
     state: str = "bound"
-    variant_fields: tuple[tuple[str, str], ...] = ()  # e.g. (("family", "inet"), ("type", "stream"))
+    variant_fields: tuple[
+        tuple[str, str], ...
+    ] = ()  # e.g. (("family", "inet"), ("type", "stream"))
 
     def socket(self, name: str) -> SocketSpec:
         for spec in self.sockets:

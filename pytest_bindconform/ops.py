@@ -57,7 +57,9 @@ def normalise(exc: OSError) -> tuple[str, int, str]:
     return OTHER, code, name
 
 
-def record(sock: str, call: str, outcome: str = "ok", code: int = 0, name: str = "") -> dict[str, Any]:
+def record(
+    sock: str, call: str, outcome: str = "ok", code: int = 0, name: str = ""
+) -> dict[str, Any]:
     return {"socket": sock, "call": call, "outcome": outcome, "errno": code, "error": name}
 
 

@@ -74,13 +74,17 @@ def settings_mismatch(oracle: Oracle, sysctl: Mapping[str, str] | None) -> str:
     """The host settings that differ from what the oracle's expectations assume."""
     if not sysctl:
         return ""
-    wrong = [f"{k}={sysctl[k]} (expected {v})" for k, v in oracle.sysctl
-             if k in sysctl and sysctl[k] != v]
+    wrong = [
+        f"{k}={sysctl[k]} (expected {v})"
+        for k, v in oracle.sysctl
+        if k in sysctl and sysctl[k] != v
+    ]
     return ", ".join(wrong)
 
 
-def applies(oracle: Oracle, os_family: str, os_version: str,
-            sysctl: Mapping[str, str] | None = None) -> bool:
+def applies(
+    oracle: Oracle, os_family: str, os_version: str, sysctl: Mapping[str, str] | None = None
+) -> bool:
     if oracle.os != os_family or settings_mismatch(oracle, sysctl):
         return False
     have = version_tuple(os_version)
@@ -89,7 +93,9 @@ def applies(oracle: Oracle, os_family: str, os_version: str,
     return not (oracle.max_version and have > version_tuple(oracle.max_version))
 
 
-def verdict(expectation: Expectation | None, observed: str | None, receiver: str | None = None) -> str:
+def verdict(
+    expectation: Expectation | None, observed: str | None, receiver: str | None = None
+) -> str:
     if observed is None:
         return NOT_RUN
     if expectation is None or not expectation.claims:
@@ -129,7 +135,9 @@ def judge(
     mismatch = settings_mismatch(oracles[gate], sysctl) if gate_exp is not None else ""
     if mismatch:
         return Judgement(
-            verdicts, None, "skip",
+            verdicts,
+            None,
+            "skip",
             f"observed {observed}, but gate oracle {gate!r} assumes other host settings: "
             f"{mismatch}; change them (sysctl -w) or run with --bindconform-isolate=netns",
         )
@@ -140,8 +148,7 @@ def judge(
             verdicts,
             None,
             "ungated",
-            f"observed {observed}; gate oracle {gate!r} {why} this cell "
-            f"(other oracles: {others})",
+            f"observed {observed}; gate oracle {gate!r} {why} this cell (other oracles: {others})",
         )
     if verdicts[gate] == AGREE:
         return Judgement(verdicts, gate, "pass", "")

@@ -55,7 +55,8 @@ def other_user_ids() -> tuple[int, int]:
 def _uid_mapped(uid: int) -> bool:
     """Inside a user namespace only the uids in /proc/self/uid_map exist."""
     try:
-        text = open("/proc/self/uid_map").read()
+        with open("/proc/self/uid_map") as fh:
+            text = fh.read()
     except OSError:
         return True  # not Linux: no user namespaces
     for line in text.splitlines():
@@ -106,7 +107,9 @@ class Child:
         to_child_r, to_child_w = os.pipe()
         to_parent_r, to_parent_w = os.pipe()
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: child only serves
+            warnings.simplefilter(
+                "ignore", DeprecationWarning
+            )  # fork with threads: child only serves
             pid = os.fork()
         if pid == 0:  # child
             code = 0
@@ -154,10 +157,8 @@ class Child:
         with contextlib.suppress(OSError):
             self.rfile.close()
         if self.pid:
-            try:
-                _, status = os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                pass
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
             self.pid = 0
         if self.proc is not None:
             try:

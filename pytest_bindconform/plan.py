@@ -156,12 +156,15 @@ def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]
             except OwnerUnavailable as exc:
                 raise Unrunnable(str(exc)) from None
         if spec.family == "inet6" and not host.ipv6:
-            raise Unrunnable("needs IPv6, which is not available on this host; enable IPv6 on loopback (::1)")
+            raise Unrunnable(
+                "needs IPv6, which is not available on this host; enable IPv6 on loopback (::1)"
+            )
         options = resolve_options(spec, profile, host)
         for name in options:
             if name not in host.options:
                 raise Unrunnable(
-                    f"{name} does not exist on {host.os} ({_OPTION_HOME.get(name, 'unknown option')}); "
+                    f"{name} does not exist on {host.os} "
+                    f"({_OPTION_HOME.get(name, 'unknown option')}); "
                     "this cell can only run where the OS has it"
                 )
         planned.append(

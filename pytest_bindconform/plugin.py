@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from .yamlsrc import CaseFileError
 
 RECORD_ATTR = "bindconform"
 HOST_KEY = "bindconform_host"
+EXPLORE_KEY = "bindconform_explore"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,7 +60,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "run, with extra loopback addresses; falls back to the host, saying why, where "
         "namespaces are not permitted. Default: host. ini: bindconform_isolate",
     )
+    group.addoption(
+        "--bindconform-explore",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also explore N random socket sequences with Hypothesis against this OS's model; "
+        "shrunk divergences are written as ready-to-commit cases under "
+        "reports/counterexamples/. ini: bindconform_explore",
+    )
+    group.addoption(
+        "--bindconform-explore-seed",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="Hypothesis seed for --bindconform-explore (shown in the header); with CI=true "
+        "the exploration is derandomised unless a seed is given",
+    )
     parser.addini("bindconform_gate", "OS=ORACLE gate entries", type="linelist", default=[])
+    parser.addini("bindconform_explore", "examples for the Hypothesis exploration", default="0")
     parser.addini("bindconform_isolate", "host or netns", default="host")
     parser.addini("bindconform_ports", "port range LOW-HIGH for cells", default="")
     parser.addini(
@@ -104,6 +124,7 @@ def pytest_configure(config: pytest.Config) -> None:
         collect_only = bool(config.getoption("collectonly", False))
         fingerprint = host.fingerprint(_isolate(config), probe=not collect_only)
     state = run_state.RunState(fingerprint, gates, port_range, _worker_index(config))
+    state.explore = _explore_settings(config, workerinput)
     config.stash[run_state.STATE] = state
     if workerinput is None:
         state.outputs = {fmt: _setting(config, fmt) for fmt in ("json", "md", "html")}
@@ -121,11 +142,30 @@ def _isolate(config: pytest.Config) -> str:
         isolate.enter_netns()
     except isolate.IsolationUnavailable as exc:
         config.issue_config_time_warning(
-            pytest.PytestWarning(f"bindconform: netns isolation unavailable, running on the host: {exc}"),
+            pytest.PytestWarning(
+                f"bindconform: netns isolation unavailable, running on the host: {exc}"
+            ),
             stacklevel=2,
         )
         return f"host (netns unavailable: {exc})"
     return "netns"
+
+
+def _explore_settings(config: pytest.Config, workerinput: Any) -> tuple[int, int | None, bool]:
+    """(examples, seed, derandomize), decided once on the controller."""
+    if workerinput and EXPLORE_KEY in workerinput:
+        examples, seed, derandomize = workerinput[EXPLORE_KEY]
+        return int(examples), seed, bool(derandomize)
+    raw = config.getoption("bindconform_explore")
+    try:
+        examples = int(raw if raw is not None else config.getini("bindconform_explore") or 0)
+    except ValueError:
+        raise pytest.UsageError("bindconform_explore must be a whole number") from None
+    seed = config.getoption("bindconform_explore_seed")
+    derandomize = seed is None and os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    if seed is None and not derandomize:
+        seed = random.SystemRandom().getrandbits(32)
+    return examples, seed, derandomize
 
 
 def _worker_index(config: pytest.Config) -> tuple[int, int]:
@@ -140,13 +180,29 @@ def _worker_index(config: pytest.Config) -> tuple[int, int]:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: give workers the host fingerprint computed once here."""
-    node.workerinput[HOST_KEY] = node.config.stash[run_state.STATE].host.to_dict()
+    state = node.config.stash[run_state.STATE]
+    node.workerinput[HOST_KEY] = state.host.to_dict()
+    node.workerinput[EXPLORE_KEY] = list(state.explore)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     state = config.stash[run_state.STATE]
     gate = state.gates.get(state.host.os, "-")
-    return f"{state.host.header()}, gate {state.host.os}={gate}"
+    lines = [f"{state.host.header()}, gate {state.host.os}={gate}"]
+    examples, seed, derandomize = state.explore
+    if examples:
+        how = (
+            "derandomised (CI)"
+            if derandomize
+            else f"seed {seed} (rerun: --bindconform-explore-seed {seed})"
+        )
+        lines.append(f"bindconform explore: {examples} examples, {how}")
+    return lines
+
+
+def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
+    if session.config.stash[run_state.STATE].explore[0] > 0:
+        items.append(ExploreItem.from_parent(session, name="bindconform-explore"))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -163,7 +219,7 @@ def _under_roots(config: pytest.Config, file_path: Path) -> bool:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> CaseFile | None:
     if file_path.name.endswith(cases.SUFFIX) and _under_roots(parent.config, file_path):
-        return CaseFile.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
+        return CaseFile.from_parent(parent, path=file_path)
     return None
 
 
@@ -246,6 +302,57 @@ class CellItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.cell.line - 1, f"{self.suite.id}: {self.cell.name}"
+
+
+class ExploreItem(pytest.Item):
+    """Hypothesis hunts for socket sequences where this host and its OS's model disagree."""
+
+    def runtest(self) -> None:
+        from . import explore
+
+        state = self.config.stash[run_state.STATE]
+        examples, seed, derandomize = state.explore
+        result = explore.run(
+            state.host,
+            examples,
+            seed,
+            derandomize,
+            out_dir=self.config.rootpath / "reports" / "counterexamples",
+            ports=state.context().ports.ports,
+            say=None,
+        )
+        self.user_properties.append(
+            (
+                "bindconform_explore",
+                {
+                    "examples": result.examples,
+                    "seconds": round(result.seconds, 3),
+                    "seed": result.seed,
+                    "divergences": [str(p) for p in result.divergences],
+                },
+            )
+        )
+        if result.divergences or result.unreproduced:
+            lines = [
+                f"{len(result.divergences)} divergence(s) between this host and the "
+                f"{state.host.os} model (seed {result.seed}); ready-to-commit cases:"
+            ]
+            lines += [f"  {path}" for path in result.divergences]
+            lines += [f"  {line}" for line in result.found]
+            lines += [f"  not reproduced on rerun: {line}" for line in result.unreproduced]
+            raise ExploreDivergence("\n".join(lines))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ExploreDivergence):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[str, int, str]:
+        return "bindconform-explore", 0, "bindconform: Hypothesis exploration"
+
+
+class ExploreDivergence(Exception):
+    pass
 
 
 @pytest.hookimpl(wrapper=True)

@@ -31,7 +31,9 @@ def parse_range(text: str) -> tuple[int, int]:
     except ValueError:
         raise ValueError(f"bad port range {text!r}: expected LOW-HIGH, e.g. 20000-29999") from None
     if not sep or not 1 <= lo < hi <= 65535:
-        raise ValueError(f"bad port range {text!r}: expected LOW-HIGH with 1 <= LOW < HIGH <= 65535")
+        raise ValueError(
+            f"bad port range {text!r}: expected LOW-HIGH with 1 <= LOW < HIGH <= 65535"
+        )
     return lo, hi
 
 

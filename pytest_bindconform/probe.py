@@ -50,8 +50,14 @@ def connectable(address: str, family: str, host: Host) -> str:
 class _Run:
     """The live state of one cell: who holds each socket, socket states, step records."""
 
-    def __init__(self, cell: Cell, planned: list[PlannedSocket], port: int,
-                 profile: Profile | None, host: Host):
+    def __init__(
+        self,
+        cell: Cell,
+        planned: list[PlannedSocket],
+        port: int,
+        profile: Profile | None,
+        host: Host,
+    ):
         self.cell, self.port, self.profile, self.host = cell, port, profile, host
         self.planned = {p.name: p for p in planned}
         self.local = Executor()
@@ -106,24 +112,35 @@ class _Run:
         if name == base and name not in self.where and name not in self.failed:
             self.create(name)
         if base in self.failed or name not in self.where:
-            self.steps.append({"socket": name, "call": step.call, "outcome": NOT_RUN,
-                               "errno": 0, "error": ""})
+            self.steps.append(
+                {"socket": name, "call": step.call, "outcome": NOT_RUN, "errno": 0, "error": ""}
+            )
             return self.failed.get(base, self.steps[-1])
         call = step.call
         if call == "bind":
-            req: dict[str, Any] = {"op": "bind", "address": self.planned[name].address, "port": self.port}
+            req: dict[str, Any] = {
+                "op": "bind",
+                "address": self.planned[name].address,
+                "port": self.port,
+            }
         elif call == "connect":
             self.connections = True
             address = self.target(step)
-            req = {"op": "connect", "address": address, "port": self.port, "call": f"connect {address}"}
+            req = {
+                "op": "connect",
+                "address": address,
+                "port": self.port,
+                "call": f"connect {address}",
+            }
         elif call == "accept":
             req = {"op": "accept", "into": f"{name}.conn"}
         elif call == "setsockopt":
             spec = SocketSpec(name, "inet", "stream", None, (step.argument,), "wildcard")
             answer: dict[str, Any] = {"outcome": "ok"}
             for option in resolve_options(spec, self.profile, self.host):
-                answer = self.send(name, {"op": "setsockopt", "option": option,
-                                          "call": f"setsockopt {option}"})
+                answer = self.send(
+                    name, {"op": "setsockopt", "option": option, "call": f"setsockopt {option}"}
+                )
             return answer
         else:  # listen, send, recv, shutdown, close
             req = {"op": call}
@@ -149,8 +166,11 @@ class _Run:
         sharing = [n for n, st in self.states.items() if st == wanted and n in self.where]
         if len(sharing) < 2:
             return None
-        specific = [self.planned[n].address for n in reversed(sharing)
-                    if self.planned[n].address not in WILDCARDS]
+        specific = [
+            self.planned[n].address
+            for n in reversed(sharing)
+            if self.planned[n].address not in WILDCARDS
+        ]
         first = self.planned[sharing[0]]
         address = connectable(specific[0] if specific else first.address, first.family, self.host)
         family = "inet6" if ":" in address else "inet"
@@ -161,8 +181,9 @@ class _Run:
         try:
             for client in clients:
                 self.local.do({"socket": client, "op": "socket", "family": family, "type": kind})
-                answer = self.local.do({"socket": client, "op": "connect", "address": address,
-                                        "port": self.port})
+                answer = self.local.do(
+                    {"socket": client, "op": "connect", "address": address, "port": self.port}
+                )
                 if answer["outcome"] == "ok" and kind == "dgram":
                     answer = self.local.do({"socket": client, "op": "send"})
                 sent += answer["outcome"] == "ok"
@@ -171,7 +192,15 @@ class _Run:
             for client in clients:
                 _abort(self.local, client)
         got = [n for n, count in received.items() if count]
-        receiver = "none" if not got else got[0] if len(got) == 1 else "both" if len(got) == 2 else "shared"
+        receiver = (
+            "none"
+            if not got
+            else got[0]
+            if len(got) == 1
+            else "both"
+            if len(got) == 2
+            else "shared"
+        )
         return {"target": address, "sent": sent, "received": received, "receiver": receiver}
 
     def _collect(self, sharing: list[str], expected: int) -> dict[str, int]:
@@ -180,7 +209,9 @@ class _Run:
         deadline = time.monotonic() + DELIVERY_WAIT
         while True:
             for n in sharing:
-                received[n] += int(self.where[n].do({"socket": n, "op": "drain", "wait": 0}).get("count", 0))
+                received[n] += int(
+                    self.where[n].do({"socket": n, "op": "drain", "wait": 0}).get("count", 0)
+                )
             if sum(received.values()) >= expected or time.monotonic() > deadline:
                 return received
             time.sleep(0.001)
@@ -201,8 +232,9 @@ def _abort(executor: Executor, name: str) -> None:
     sock.close()
 
 
-def run(cell: Cell, planned: list[PlannedSocket], port: int, host: Host,
-        profile: Profile | None = None) -> Observation:
+def run(
+    cell: Cell, planned: list[PlannedSocket], port: int, host: Host, profile: Profile | None = None
+) -> Observation:
     """Execute the cell's steps on a port; the outcome is that of the step under test.
 
     A step on a socket that an earlier call made unusable is recorded as not-run;
@@ -222,9 +254,20 @@ def run(cell: Cell, planned: list[PlannedSocket], port: int, host: Host,
         delivery = live.deliver()
     finally:
         live.close()
-    return Observation(outcome, live.steps, state_at_test, delivery, live.connections,
-                       time.perf_counter() - start)
+    return Observation(
+        outcome, live.steps, state_at_test, delivery, live.connections, time.perf_counter() - start
+    )
 
 
-__all__ = ["NOT_RUN", "OTHER", "Observation", "PlannedSocket", "Unrunnable", "error_name",
-           "normalise", "plan", "resolve_options", "run"]
+__all__ = [
+    "NOT_RUN",
+    "OTHER",
+    "Observation",
+    "PlannedSocket",
+    "Unrunnable",
+    "error_name",
+    "normalise",
+    "plan",
+    "resolve_options",
+    "run",
+]

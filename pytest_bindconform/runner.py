@@ -64,8 +64,12 @@ def describe(cell: Cell, suite: Suite) -> dict[str, Any]:
 def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
     record = describe(cell, suite)
     record.update(
-        scenario={"profile": cell.profile, "sockets": [], "steps": record.pop("steps_planned"),
-                  "under_test": record.pop("under_test")},
+        scenario={
+            "profile": cell.profile,
+            "sockets": [],
+            "steps": record.pop("steps_planned"),
+            "under_test": record.pop("under_test"),
+        },
         observed=None,
         verdicts={
             oid: NOT_RUN
@@ -88,8 +92,9 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
     try:
         port, observation = _observe(cell, planned, profile, ctx)
     except Interference as exc:
-        record.update(status="error", reason=f"interference: {exc}",
-                      duration=time.perf_counter() - start)
+        record.update(
+            status="error", reason=f"interference: {exc}", duration=time.perf_counter() - start
+        )
         record["scenario"]["sockets"] = [p.to_dict("unknown") for p in planned]
         return record
     record["scenario"]["sockets"] = [
@@ -107,8 +112,14 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         return record
     receiver = observation.delivery["receiver"] if observation.delivery else None
     judgement = judge(
-        cell, observation.outcome, suite.oracles, ctx.gate, ctx.host.os, ctx.host.os_version,
-        receiver, ctx.host.sysctl,
+        cell,
+        observation.outcome,
+        suite.oracles,
+        ctx.gate,
+        ctx.host.os,
+        ctx.host.os_version,
+        receiver,
+        ctx.host.sysctl,
     )
     record.update(
         verdicts=judgement.verdicts,
@@ -124,8 +135,9 @@ CONFLICTS = ("INUSE", "ACCESS", "ADDRNOTAVAIL")
 ATTEMPTS = 3
 
 
-def _observe(cell: Cell, planned: list[probe.PlannedSocket], profile: Profile | None,
-             ctx: Context) -> tuple[int, probe.Observation]:
+def _observe(
+    cell: Cell, planned: list[probe.PlannedSocket], profile: Profile | None, ctx: Context
+) -> tuple[int, probe.Observation]:
     """Run the cell on a port no other process confounded (see ports.py)."""
     connects = any(step.call == "connect" for step in cell.steps)
     held: list[int] = []
@@ -161,12 +173,16 @@ def environment_finding(outcome: str, port: int, host: Host) -> str:
     if outcome != "ACCESS":
         return ""
     if host.excluded(port):
-        return (f"environment: port {port} lies in a range Windows has excluded "
-                "(netsh interface ipv4 show excludedportrange); choose --bindconform-ports outside it")
+        return (
+            f"environment: port {port} lies in a range Windows has excluded "
+            "(netsh interface ipv4 show excludedportrange); choose --bindconform-ports outside it"
+        )
     if host.privileged(port):
         start = host.sysctl.get("net.ipv4.ip_unprivileged_port_start", "1024")
-        return (f"environment: port {port} is privileged on this host (below {start}) and the run "
-                "is unprivileged; choose --bindconform-ports above it or run as root")
+        return (
+            f"environment: port {port} is privileged on this host (below {start}) and the run "
+            "is unprivileged; choose --bindconform-ports above it or run as root"
+        )
     return ""
 
 

@@ -28,6 +28,7 @@ class RunState:
     worker: tuple[int, int]  # (index, count) of this xdist worker
     outputs: dict[str, str] = field(default_factory=dict)
     suites: dict[str, str] = field(default_factory=dict)  # suite id -> file
+    explore: tuple[int, int | None, bool] = (0, None, False)  # examples, seed, derandomize
     _context: Context | None = None
 
     def context(self) -> Context:
@@ -91,8 +92,11 @@ def explain(record: dict[str, Any]) -> str:
         verdict = record["verdicts"].get(oracle, "not applicable here")
         flag = "*" if exp["flags"] else ""
         gate = "  <- gate" if oracle == record["gate"] else ""
-        lines.append(f"    {oracle:<28} {exp['outcome']}{flag:<2} {verdict}{gate}  [{exp['provenance']}]")
+        lines.append(
+            f"    {oracle:<28} {exp['outcome']}{flag:<2} {verdict}{gate}  [{exp['provenance']}]"
+        )
     lines.append(f"  {record['reason']}")
     return "\n".join(lines)
+
 
 __all__ = ["STATE", "RunState", "explain", "markers", "parse_gates"]
