@@ -17,17 +17,18 @@ from .yamlsrc import CaseFileError
 
 def _measure(args: argparse.Namespace) -> int:
     suite = cases.load_suite(args.case_file)
-    if suite.grid is None:
-        print(f"{args.case_file}: measure works on grids; this suite has none", file=sys.stderr)
-        return 2
     host = fingerprint()
     seen = measure.observe(suite, host, args.profile)
-    result = measure.blocks(measure.tables(suite, seen))
     print(
         f"    # measured on {host.os} {host.os_release} ({host.kernel}, {host.machine}), "
         f"python {host.python}, addresses {host.addresses}"
     )
-    print(measure.render(args.oracle, args.profile, result))
+    if suite.grid is not None:
+        print(
+            measure.render(args.oracle, args.profile, measure.blocks(measure.tables(suite, seen)))
+        )
+    if any(cell.position is None for cell in seen):
+        print(measure.case_lines(args.oracle, suite, seen))
     return 0
 
 

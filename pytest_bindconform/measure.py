@@ -93,3 +93,28 @@ def render(oracle: str, profile: str | None, result: list[tuple[dict[str, str], 
             cells = [(t + ",").ljust(width + 2) for t in row[:-1]] + [row[-1]]
             lines.append("        - [" + "".join(cells) + "]")
     return "\n".join(lines)
+
+
+def case_lines(oracle: str, suite: Suite, seen: dict[Cell, str]) -> str:
+    """For `cases:` suites: one `expect:` line per case, profiles folded when equal.
+
+    A case whose variants disagree cannot take one value: it is flagged for the
+    reviewer to split, never averaged.
+    """
+    by_case: dict[str, dict[str | None, set[str]]] = {}
+    for cell, outcome in seen.items():
+        if cell.position is None:
+            by_case.setdefault(cell.key, {}).setdefault(cell.profile, set()).add(outcome)
+    lines = []
+    for key, per_profile in by_case.items():
+        if any(len(found) > 1 for found in per_profile.values()):
+            detail = "; ".join(f"{p}: {sorted(v)}" for p, v in per_profile.items())
+            lines.append(f"  # {key}: variants disagree ({detail}): split the case")
+            continue
+        values = {p: next(iter(v)) for p, v in per_profile.items()}
+        if len(set(values.values())) == 1:
+            lines.append(f"  {key}:  expect: {{{oracle}: {next(iter(values.values()))}}}")
+        else:
+            inner = ", ".join(f"{p}: {v}" for p, v in values.items())
+            lines.append(f"  {key}:  expect: {{{oracle}: {{{inner}}}}}")
+    return "\n".join(lines)
