@@ -23,12 +23,7 @@ def _measure(args: argparse.Namespace) -> int:
         f"    # measured on {host.os} {host.os_release} ({host.kernel}, {host.machine}), "
         f"python {host.python}, addresses {host.addresses}"
     )
-    if suite.grid is not None:
-        print(
-            measure.render(args.oracle, args.profile, measure.blocks(measure.tables(suite, seen)))
-        )
-    if any(cell.position is None for cell in seen):
-        print(measure.case_lines(args.oracle, suite, seen))
+    print(measure.expect_text(args.oracle, args.profile, suite, seen))
     return 0
 
 

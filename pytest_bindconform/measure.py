@@ -95,6 +95,16 @@ def render(oracle: str, profile: str | None, result: list[tuple[dict[str, str], 
     return "\n".join(lines)
 
 
+def expect_text(oracle: str, profile: str | None, suite: Suite, seen: dict[Cell, str]) -> str:
+    """What a reviewer pastes into the case file: grid blocks and/or per-case lines."""
+    parts = []
+    if suite.grid is not None:
+        parts.append(render(oracle, profile, blocks(tables(suite, seen))))
+    if any(cell.position is None for cell in seen):
+        parts.append(case_lines(oracle, suite, seen))
+    return "\n".join(parts)
+
+
 def case_lines(oracle: str, suite: Suite, seen: dict[Cell, str]) -> str:
     """For `cases:` suites: one `expect:` line per case, profiles folded when equal.
 

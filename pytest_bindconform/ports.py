@@ -107,8 +107,8 @@ class PortAllocator:
                 return port
         raise Interference(
             f"no free port in {self.ports.start}-{self.ports.stop - 1}: every port of this "
-            "worker's slice is held by another process; choose another range with "
-            "--bindconform-ports"
+            "worker's slice is held by another process, so no verdict is given; choose "
+            "another range with --bindconform-ports"
         )
 
     def free(self, port: int, kinds: Iterable[tuple[str, str]] = ALL_KINDS) -> bool:

@@ -12,12 +12,13 @@ import contextlib
 import socket
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .host import Host
 from .model import Cell, Profile, SocketSpec, Step
-from .ops import OTHER, Executor, error_name, normalise
+from .ops import OTHER, Executor, error_name, normalise, record
 from .owner import Child
 from .plan import PlannedSocket, Unrunnable, plan, resolve_address, resolve_options
 
@@ -45,6 +46,21 @@ def connectable(address: str, family: str, host: Host) -> str:
     if address == "::":
         return host.specific("inet6", 0) or "::1"
     return address
+
+
+class Addressed(Protocol):
+    @property
+    def address(self) -> str: ...
+    @property
+    def family(self) -> str: ...
+
+
+def delivery_target(sharing: Sequence[Addressed], host: Host) -> str:
+    """Where the delivery probe sends: the most recently bound specific address of the
+    sockets sharing the port (the overlap), else loopback for their wildcard."""
+    specific = [p.address for p in reversed(sharing) if p.address not in WILDCARDS]
+    first = sharing[0]
+    return connectable(specific[0] if specific else first.address, first.family, host)
 
 
 class _Run:
@@ -110,6 +126,9 @@ class _Run:
         name = step.socket
         base = name.split(".")[0]
         if name == base and name not in self.where and name not in self.failed:
+            if self.states.get(name) == "closed":
+                self.steps.append(record(name, step.call, NOT_RUN, 0, "closed by an earlier step"))
+                return self.steps[-1]
             self.create(name)
         if base in self.failed or name not in self.where:
             self.steps.append(
@@ -166,13 +185,7 @@ class _Run:
         sharing = [n for n, st in self.states.items() if st == wanted and n in self.where]
         if len(sharing) < 2:
             return None
-        specific = [
-            self.planned[n].address
-            for n in reversed(sharing)
-            if self.planned[n].address not in WILDCARDS
-        ]
-        first = self.planned[sharing[0]]
-        address = connectable(specific[0] if specific else first.address, first.family, self.host)
+        address = delivery_target([self.planned[n] for n in sharing], self.host)
         family = "inet6" if ":" in address else "inet"
         if kind == "stream":
             self.connections = True
@@ -192,15 +205,7 @@ class _Run:
             for client in clients:
                 _abort(self.local, client)
         got = [n for n, count in received.items() if count]
-        receiver = (
-            "none"
-            if not got
-            else got[0]
-            if len(got) == 1
-            else "both"
-            if len(got) == 2
-            else "shared"
-        )
+        receiver = {0: "none", 1: got[0] if got else "", 2: "both"}.get(len(got), "shared")
         return {"target": address, "sent": sent, "received": received, "receiver": receiver}
 
     def _collect(self, sharing: list[str], expected: int) -> dict[str, int]:
@@ -233,7 +238,12 @@ def _abort(executor: Executor, name: str) -> None:
 
 
 def run(
-    cell: Cell, planned: list[PlannedSocket], port: int, host: Host, profile: Profile | None = None
+    cell: Cell,
+    planned: list[PlannedSocket],
+    port: int,
+    host: Host,
+    profile: Profile | None = None,
+    deliver: bool = True,
 ) -> Observation:
     """Execute the cell's steps on a port; the outcome is that of the step under test.
 
@@ -251,7 +261,7 @@ def run(
             answer = live.step(step)
             if index == cell.under_test:
                 outcome = answer["outcome"]
-        delivery = live.deliver()
+        delivery = live.deliver() if deliver else None
     finally:
         live.close()
     return Observation(

@@ -1,0 +1,107 @@
+"""Do the models agree with the case library? Where not, a model or a case is wrong.
+
+Every expectation that makes a claim and whose provenance is documented,
+measured or derived is compared with the prediction of the model of its
+oracle's OS. On Windows the model follows tables C, D and E; tables A and B are
+superseded by C (oracles.DEFAULT_GATES), so their disagreements are counted as
+findings about the documents, not as model errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import cases
+from ..model import Cell, Expectation, Suite
+from . import OS_FAMILIES
+from .base import UNKNOWN
+from .cells import predict
+
+CHECKED_KINDS = ("document", "measured", "derived")
+SUPERSEDED = {
+    "ms-so-exclusiveaddruse-t1": "table A (SO_EXCLUSIVEADDRUSE page, Table 1)",
+    "ms-using-xp": "table B (Windows XP and earlier)",
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    suite: Suite
+    cell: Cell
+    expectation: Expectation
+    predicted: str
+    what: str = "outcome"  # or "receiver": who receives once all steps ran
+
+    @property
+    def expected(self) -> str:
+        return self.expectation.receiver if self.what == "receiver" else self.expectation.outcome
+
+    @property
+    def agrees(self) -> bool:
+        return self.predicted == self.expected
+
+    def __str__(self) -> str:
+        oracle = self.suite.oracles[self.expectation.oracle]
+        what = "received by " if self.what == "receiver" else ""
+        return (
+            f"{self.suite.path}:{self.expectation.line or self.cell.line}: "
+            f"{self.cell.name}: {oracle.id} ({oracle.provenance}) expects "
+            f"{what}{self.expected}, the {oracle.os} model predicts {what}{self.predicted}"
+        )
+
+
+@dataclass
+class Agreement:
+    checked: list[Comparison] = field(default_factory=list)
+    superseded: list[Comparison] = field(default_factory=list)
+    unmodelled: list[Comparison] = field(default_factory=list)  # model said unknown
+
+    @property
+    def disagreements(self) -> list[Comparison]:
+        return [c for c in self.checked if not c.agrees]
+
+    def summary(self) -> list[str]:
+        lines = [
+            f"{len(self.checked)} expectations checked, {len(self.disagreements)} disagree, "
+            f"{len(self.unmodelled)} beyond the models"
+        ]
+        for oracle_id, what in SUPERSEDED.items():
+            mine = [c for c in self.superseded if c.expectation.oracle == oracle_id]
+            if mine:
+                wrong = sum(not c.agrees for c in mine)
+                lines.append(
+                    f"superseded {what}: the Windows model (tables C/D/E) disagrees "
+                    f"with {wrong} of its {len(mine)} cells"
+                )
+        return lines
+
+
+def compare(suites: Iterable[Suite]) -> Agreement:
+    result = Agreement()
+    for suite in suites:
+        for cell in suite.cells:
+            profile = suite.profiles.get(cell.profile) if cell.profile else None
+            for exp in cell.expectations:
+                oracle = suite.oracles[exp.oracle]
+                if oracle.kind not in CHECKED_KINDS or oracle.os not in OS_FAMILIES:
+                    continue
+                if not exp.claims:
+                    continue
+                said = predict(oracle.os, cell, profile)
+                found = [Comparison(suite, cell, exp, said.outcome)]
+                if exp.receiver:
+                    found.append(Comparison(suite, cell, exp, said.receiver, "receiver"))
+                for one in found:
+                    if one.predicted == UNKNOWN:
+                        result.unmodelled.append(one)
+                    elif exp.oracle in SUPERSEDED:
+                        result.superseded.append(one)
+                    else:
+                        result.checked.append(one)
+    return result
+
+
+def compare_library(root: Path) -> Agreement:
+    return compare(cases.load_suite(p) for p in cases.discover(root))

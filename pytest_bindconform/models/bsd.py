@@ -1,0 +1,79 @@
+"""The rules FreeBSD and macOS share: in_pcbbind() checks only the new socket's
+options for a wildcard/specific overlap, and needs SO_REUSEPORT on both for an
+exact duplicate.
+
+Source: shared/reference/posix-semantics.md, columns "FreeBSD 14/15 (derived)"
+and "macOS / xnu (derived)". Nothing here has been run on either OS: every
+prediction is derived and must be labelled so wherever it is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .base import CONNECTED, RA, UNKNOWN, Event, Meeting, ModelSocket, is_v4mapped, rivals
+
+CrossUser = Callable[[ModelSocket, ModelSocket, Meeting], bool]
+
+
+def _dual_over_v4_wildcard(old: ModelSocket, new: ModelSocket, met: Meeting) -> bool:
+    # Row "0.0.0.0 vs [::] dual, no options": [::] after 0.0.0.0 is ok, the
+    # reverse is EADDRINUSE: a dual-stack bind does not look at an IPv4
+    # wildcard owner.
+    return (
+        new.family == "inet6"
+        and not is_v4mapped(new)
+        and old.family == "inet"
+        and met.stack == "v4"
+        and met.old_wildcard
+    )
+
+
+def allowed(
+    old: ModelSocket,
+    new: ModelSocket,
+    met: Meeting,
+    exact_ok: tuple[str, ...],
+    cross_user: CrossUser,
+) -> bool:
+    """May `new` overlap `old` where they meet? exact_ok: the options that make an
+    exact duplicate legal when both sockets carry the same one."""
+    if _dual_over_v4_wildcard(old, new, met):
+        return True
+    new_opts = (RA, *exact_ok)
+    if old.state == "time-wait" or old.state in CONNECTED:
+        # Row "TIME_WAIT blocks a new bind?": only if the new socket has none of
+        # RA / RP (/ RPLB). Extended (derived, not in the reference) to live
+        # connections: like a TIME_WAIT entry they are connected PCBs, which the
+        # exact-address lookup made for a socket with an option does not see.
+        return new.has(*new_opts)
+    if old.user != new.user and not cross_user(old, new, met):
+        return False  # row "different users"
+    if met.exact:
+        # Rows "exact duplicate" and "must the old socket carry the option too?":
+        # the same option on both (RA is not enough; mixing RP and RPLB fails).
+        return any(old.has(o) and new.has(o) for o in exact_ok)
+    # Rows "W and S on one port" and "must the old socket carry...? RA: no":
+    # the new socket's option alone decides. Row "does listening state matter?": no.
+    return new.has(*new_opts)
+
+
+def bind(
+    existing: Sequence[ModelSocket],
+    new: ModelSocket,
+    exact_ok: tuple[str, ...],
+    cross_user: CrossUser,
+) -> str:
+    if is_v4mapped(new) and new.v6only:
+        return UNKNOWN  # not in the reference: no derivation for a v4-mapped v6only bind
+    for old, met in rivals(existing, new):
+        if not all(allowed(old, new, m, exact_ok, cross_user) for m in met):
+            return "INUSE"  # row "conflict errno"
+    return "ok"
+
+
+def listen(
+    existing: Sequence[ModelSocket], sock: ModelSocket, history: Sequence[Event] = ()
+) -> str:
+    del existing, sock, history
+    return "ok"  # row "does listening state matter?": no; conflicts are decided at bind

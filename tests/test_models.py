@@ -1,0 +1,454 @@
+"""The bind models: agreement with the case library, their rules, the derivation
+tool, and (on Linux) the Linux model against this machine's real sockets."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from pytest_bindconform import cases, measure, probe
+from pytest_bindconform.explore import compare
+from pytest_bindconform.host import fingerprint
+from pytest_bindconform.model import NO_CLAIM, Cell, SocketSpec, Step
+from pytest_bindconform.models import (
+    UNKNOWN,
+    ModelSocket,
+    agreement,
+    derive,
+    for_os,
+    predict,
+    predict_delivery,
+)
+from pytest_bindconform.models.cells import predict_cell
+from pytest_bindconform.ports import is_free, worker_slice
+
+LIBRARY = Path(__file__).resolve().parent.parent / "cases"
+TABLE1 = LIBRARY / "ms-so-exclusiveaddruse-table1.bind.yaml"
+HOST = fingerprint()
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+# Below the cells' default range and outside the ephemeral ports; one slice per worker.
+PORTS = itertools.cycle(worker_slice(18000, 19999, _WORKER, 4))
+linux_only = pytest.mark.skipif(HOST.os != "linux", reason="measures the Linux model")
+needs_ipv6 = pytest.mark.skipif(not HOST.ipv6, reason="this host has no IPv6 on loopback")
+needs_127_0_0_2 = pytest.mark.skipif(
+    len(HOST.addresses.get("inet", ())) < 2, reason="needs 127.0.0.2 on loopback"
+)
+
+
+# -- the case library ------------------------------------------------------------
+
+
+def test_models_agree_with_every_claim_of_the_case_library() -> None:
+    found = agreement.compare_library(LIBRARY)
+    print("\n".join(found.summary()))  # the superseded tables' count is a finding
+    assert found.checked, f"no expectation in {LIBRARY} was compared with a model"
+    assert not found.disagreements, "\n".join(map(str, found.disagreements))
+    kinds = {c.suite.oracles[c.expectation.oracle].kind for c in found.checked}
+    assert kinds <= set(agreement.CHECKED_KINDS)
+
+
+def test_superseded_windows_tables_are_counted_not_checked() -> None:
+    found = agreement.compare_library(LIBRARY)
+    table_a = [c for c in found.superseded if c.expectation.oracle == "ms-so-exclusiveaddruse-t1"]
+    assert table_a, "table A's oracle should be compared, as a finding"
+    assert not any(c.expectation.oracle in agreement.SUPERSEDED for c in found.checked)
+    # Table A and table C do disagree (e.g. exclusive wildcard, then exclusive specific).
+    assert any(not c.agrees for c in table_a)
+    assert any("table A" in line for line in found.summary())
+
+
+def test_a_wrong_expectation_is_reported(tmp_path: Path) -> None:
+    text = TABLE1.read_text().replace(
+        "- [INUSE,    INUSE,    INUSE,    INUSE]", "- [ok, INUSE, INUSE, INUSE]", 1
+    )
+    assert text != TABLE1.read_text(), "the table-1 file changed: update this test's edit"
+    path = tmp_path / "t1.bind.yaml"
+    path.write_text(text)
+    found = agreement.compare([cases.load_suite(path)])
+    assert found.disagreements
+    assert all(
+        c.expectation.outcome == "ok" and c.predicted == "INUSE" for c in found.disagreements
+    )
+    assert "expects ok" in str(found.disagreements[0])
+
+
+# -- rules -------------------------------------------------------------------------
+
+
+def sock(
+    address: str,
+    *options: str,
+    kind: str = "stream",
+    state: str = "unbound",
+    v6only: bool | None = None,
+    owner: str = "self",
+    name: str = "",
+) -> ModelSocket:
+    family = "inet6" if ":" in address else "inet"
+    return ModelSocket(family, kind, bool(v6only), frozenset(options), address, state, owner, name)
+
+
+RA, RP, EX = "SO_REUSEADDR", "SO_REUSEPORT", "SO_EXCLUSIVEADDRUSE"
+
+
+def test_predict_refuses_calls_it_has_no_model_for() -> None:
+    with pytest.raises(ValueError, match="connect"):
+        predict("linux", [], sock("0.0.0.0"), "connect")
+    assert UNKNOWN in NO_CLAIM
+
+
+@pytest.mark.parametrize("os_family", ["linux", "freebsd", "darwin", "windows"])
+def test_rules_every_os_shares(os_family: str) -> None:
+    bound = sock("127.0.0.1", state="bound")
+    assert predict(os_family, [], bound, "bind") == "INVAL"
+    assert (
+        predict(os_family, [], sock("127.0.0.1", kind="dgram", state="bound"), "listen") == "NOTSUP"
+    )
+    assert predict(os_family, [], sock("127.0.0.1"), "bind") == "ok"
+    unbound_listen = predict(os_family, [], sock("127.0.0.1"), "listen")
+    assert unbound_listen == ("INVAL" if os_family == "windows" else "ok")
+
+
+def test_windows_follows_tables_c_d_and_the_dual_stack_example() -> None:
+    w = for_os("windows")
+    # C, row E/W, column D/S: ACCESS (table A says INUSE for the same pair).
+    assert w([sock("0.0.0.0", EX, state="bound")], sock("127.0.0.1"), "bind", ()) == "ACCESS"
+    # C, row D/W, column R/S: ok for the same user; D: ACCESS for another user.
+    first = sock("0.0.0.0", state="bound")
+    assert w([first], sock("127.0.0.1", RA), "bind", ()) == "ok"
+    assert w([first], sock("127.0.0.1", RA, owner="other-user"), "bind", ()) == "ACCESS"
+    # C: R after D on one address is ACCESS; R after R is ok.
+    assert w([first], sock("0.0.0.0", RA), "bind", ()) == "ACCESS"
+    assert w([sock("0.0.0.0", RA, state="bound")], sock("0.0.0.0", RA), "bind", ()) == "ok"
+    # E's worked example: IPv4 TCP on loopback, then an exclusive dual-stack [::].
+    dual = sock("::", EX, v6only=False)
+    assert w([sock("127.0.0.1", state="bound")], dual, "bind", ()) == "ACCESS"
+    assert w([sock("127.0.0.1", state="bound")], sock("::", v6only=False), "bind", ()) == "ok"
+    assert w([sock("127.0.0.1", state="bound")], sock("::", EX, v6only=True), "bind", ()) == "ok"
+
+
+def test_bsd_models_let_the_new_socket_decide_a_wildcard_specific_overlap() -> None:
+    specific = sock("127.0.0.1", state="bound")
+    for os_family in ("freebsd", "darwin"):
+        assert predict(os_family, [specific], sock("0.0.0.0", RA), "bind") == "ok"
+        assert predict(os_family, [specific], sock("0.0.0.0"), "bind") == "INUSE"
+        # an exact duplicate needs RP on both; RA is not enough
+        assert (
+            predict(os_family, [sock("0.0.0.0", RA, state="bound")], sock("0.0.0.0", RA), "bind")
+            == "INUSE"
+        )
+        assert (
+            predict(os_family, [sock("0.0.0.0", RP, state="bound")], sock("0.0.0.0", RP), "bind")
+            == "ok"
+        )
+        # [::] dual after 0.0.0.0 is fine, the reverse is not
+        v4, dual = sock("0.0.0.0"), sock("::", v6only=False)
+        assert predict(os_family, [v4.at("bound")], dual, "bind") == "ok"
+        assert predict(os_family, [dual.at("bound")], v4, "bind") == "INUSE"
+    lb = "SO_REUSEPORT_LB"
+    assert (
+        predict("freebsd", [sock("0.0.0.0", lb, state="bound")], sock("0.0.0.0", lb), "bind")
+        == "ok"
+    )
+    assert (
+        predict("freebsd", [sock("0.0.0.0", lb, state="bound")], sock("0.0.0.0", RP), "bind")
+        == "INUSE"
+    )
+    # macOS: another user may share both wildcards with RP on both; FreeBSD: never
+    other = sock("0.0.0.0", RP, owner="other-user")
+    assert predict("darwin", [sock("0.0.0.0", RP, state="bound")], other, "bind") == "ok"
+    assert predict("freebsd", [sock("0.0.0.0", RP, state="bound")], other, "bind") == "INUSE"
+
+
+def test_linux_history_decides_the_tcp_fast_path() -> None:
+    a = sock("0.0.0.0", RA, name="a").at("bound")
+    b = sock("0.0.0.0", RA, RP, name="b").at("bound")
+    c = sock("0.0.0.0", RP, name="c")
+    history = [("bind", a), ("bind", b)]
+    assert predict("linux", [a, b], c, "bind", history) == "ok"  # remembered by the bucket
+    assert predict("linux", [a], c, "bind", [("bind", a)]) == "INUSE"  # pairwise
+    # a listen in between forgets nothing of the RP socket, but a non-RP bind does
+    d = sock("0.0.0.0", RA, name="d").at("bound")
+    assert predict("linux", [a, b, d], c, "bind", [*history, ("bind", d)]) == "INUSE"
+
+
+def test_delivery_names_the_receiver() -> None:
+    a = sock("0.0.0.0", RA, kind="dgram", state="bound")
+    b = sock("0.0.0.0", RA, kind="dgram", state="bound")
+    assert predict_delivery("linux", {"a": a, "b": b}, "127.0.0.1") == "b"
+    rp = {
+        "a": sock("0.0.0.0", RP, kind="dgram", state="bound"),
+        "b": sock("0.0.0.0", RP, kind="dgram", state="bound"),
+    }
+    assert predict_delivery("linux", rp, "127.0.0.1") == "both"
+    specific = {"a": sock("127.0.0.1", RA, kind="dgram", state="bound"), "b": b}
+    assert predict_delivery("linux", specific, "127.0.0.1") == "a"
+    assert predict_delivery("windows", {"a": a, "b": b}, "127.0.0.1") == UNKNOWN  # UDP: '*'
+    listeners = {
+        "a": sock("0.0.0.0", RA, state="listening"),
+        "b": sock("0.0.0.0", RA, state="listening"),
+    }
+    assert predict_delivery("windows", listeners, "127.0.0.1") == "a"  # reported
+    assert predict_delivery("linux", {"a": a}, "::1") == "none"
+
+
+# -- the derivation tool -----------------------------------------------------------
+
+GRID = """\
+format: 1
+id: derive-test
+title: derive test
+references: []
+profiles: [reuseport]
+oracles:
+  here: {kind: measured, source: test, applies: {os: linux}}
+grid:
+  rows:
+    socket: second
+    values:
+      - {option: reuse, address: wildcard}
+      - {options: [SO_EXCLUSIVEADDRUSE], address: wildcard}
+  columns:
+    socket: first
+    values:
+      - {option: default, address: specific}
+      - {option: reuse, address: wildcard}
+  expect:
+    - oracle: here
+      table:
+        - [INUSE, ok]
+        - [unknown, unknown]
+"""
+
+
+def derived(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert derive.main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+def test_derive_writes_blocks_that_load_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "grid.bind.yaml"
+    path.write_text(GRID)
+    out = derived(capsys, str(path), "--oracle", "freebsd", "--profile", "reuseport")
+    assert out.startswith("    # derived by the freebsd model")
+    # FreeBSD lets the new RP wildcard over an option-less specific socket (Linux
+    # does not); SO_EXCLUSIVEADDRUSE does not exist there: unknown, not a guess.
+    assert re.search(r"- \[ok, +ok\]", out)
+    assert re.search(r"- \[unknown, +unknown\]", out)
+    oracle = "  freebsd: {kind: derived, source: model, applies: {os: freebsd}}\n"
+    block = "\n".join(line for line in out.splitlines() if not line.lstrip().startswith("#"))
+    spliced = GRID.replace("oracles:\n", "oracles:\n" + oracle) + block + "\n"
+    path.write_text(spliced)
+    suite = cases.load_suite(path)
+    for cell in suite.cells:
+        exp = cell.expectation("freebsd")
+        assert exp is not None
+        assert exp.outcome == predict_cell("freebsd", cell, suite.profiles["reuseport"])
+
+
+def test_derive_on_table1_reproduces_the_measured_linux_table(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    suite = cases.load_suite(TABLE1)
+    out = derived(capsys, str(TABLE1), "--oracle", "linux", "--profile", "reuseport")
+    committed = {
+        c: e.outcome
+        for c in suite.cells
+        if c.profile == "reuseport" and (e := c.expectation("linux")) is not None
+    }
+    assert committed, "table 1 has no measured linux expectations any more"
+    expected = measure.render(
+        "linux", "reuseport", measure.blocks(measure.tables(suite, committed))
+    )
+    assert out.split("\n", 1)[1].rstrip("\n") == expected
+
+
+def test_derive_rejects_an_unknown_model(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        derive.main([str(TABLE1), "--oracle", "solaris"])
+
+
+# -- the Linux model against this machine's sockets ---------------------------------
+
+
+def spec(name: str, text: str) -> SocketSpec:
+    """'inet stream RA+RP wildcard' / 'inet6 dgram RP v4mapped-specific dual'."""
+    family, kind, opts, address, *v6 = text.split()
+    names = {"RA": RA, "RP": RP}
+    options = tuple(sorted(names[o] for o in opts.split("+") if o != "-"))
+    v6only = {"dual": False, "v6only": True}[v6[0]] if v6 else None
+    return SocketSpec(name, family, kind, v6only, options, address)
+
+
+def observe(sockets: list[str], steps: str) -> tuple[str, str | None]:
+    """Run the sequence for real; the model must agree with every step and with
+    who receives; returns the last step's outcome and the receiver."""
+    specs = [spec(n, t) for n, t in zip("abcdef", sockets, strict=False)]
+    plan_steps = [Step(*s.split()) for s in steps.split(", ")]
+    cell = probe_cell(specs, plan_steps)
+    port = next(p for p in PORTS if is_free(p, HOST))
+    seen = probe.run(cell, probe.plan(cell, None, HOST), port, HOST)
+    divergence = compare(HOST, specs, plan_steps, seen, for_os("linux"), set(), True)
+    assert divergence is None, str(divergence)
+    return seen.outcome, seen.delivery["receiver"] if seen.delivery else None
+
+
+def probe_cell(specs: list[SocketSpec], steps: list[Step]) -> Cell:
+    return Cell("t", "t", "t", "", None, tuple(specs), tuple(steps), len(steps) - 1, (), 0)
+
+
+# Measured on Linux 6.18.44 (this project's host), also inside `unshare -rn`.
+MEASURED = [
+    # pairwise rows of posix-semantics.md
+    (["inet stream RA wildcard", "inet stream RA wildcard"], "bind a, bind b", "ok"),
+    (["inet stream RA wildcard", "inet stream RA specific"], "bind a, listen a, bind b", "INUSE"),
+    (
+        ["inet stream RA wildcard", "inet stream RA wildcard"],
+        "bind a, bind b, listen a, listen b",
+        "INUSE",
+    ),
+    (
+        ["inet stream RP wildcard", "inet stream RP wildcard"],
+        "bind a, bind b, listen a, listen b",
+        "ok",
+    ),
+    (["inet stream - specific", "inet stream RA wildcard"], "bind a, bind b", "INUSE"),
+    (["inet dgram RA wildcard", "inet dgram RA wildcard"], "bind a, bind b", "ok"),
+    (["inet dgram - wildcard"], "bind a, listen a", "NOTSUP"),
+    (["inet stream - specific"], "bind a, bind a", "INVAL"),
+    # three sockets: the TCP bind bucket remembers the last RP socket it checked
+    (
+        ["inet stream RA wildcard", "inet stream RA+RP wildcard", "inet stream RP wildcard"],
+        "bind a, bind b, bind c",
+        "ok",
+    ),
+    (
+        ["inet stream RA specific", "inet stream RA+RP specific", "inet stream RP wildcard"],
+        "bind a, bind b, bind c",
+        "INUSE",
+    ),
+    (
+        ["inet stream RA wildcard", "inet stream RA+RP wildcard", "inet stream RP wildcard"],
+        "bind a, bind b, bind c, listen c, listen a",
+        "INUSE",
+    ),
+    # three sockets: UDP stops at the first compatible RP socket of its chain
+    (
+        ["inet dgram RA specific", "inet dgram RA+RP wildcard", "inet dgram RP wildcard"],
+        "bind a, bind b, bind c",
+        "ok",
+    ),
+    (
+        ["inet dgram RA+RP wildcard", "inet dgram RA specific", "inet dgram RP wildcard"],
+        "bind a, bind b, bind c",
+        "INUSE",
+    ),
+    # delivery of unicast datagrams
+    (["inet dgram RA specific", "inet dgram RA wildcard"], "bind a, bind b", "ok"),
+    (
+        ["inet dgram RP wildcard", "inet dgram RP wildcard", "inet dgram RP wildcard"],
+        "bind a, bind b, bind c",
+        "ok",
+    ),
+]
+MEASURED_V6 = [
+    (["inet stream - wildcard", "inet6 stream - wildcard v6only"], "bind a, bind b", "ok"),
+    (["inet stream - wildcard", "inet6 stream - wildcard dual"], "bind a, bind b", "INUSE"),
+    (["inet6 stream - wildcard dual", "inet stream - wildcard"], "bind a, bind b", "INUSE"),
+    (
+        ["inet stream - specific", "inet6 stream - v4mapped-specific dual"],
+        "bind a, bind b",
+        "INUSE",
+    ),
+    (["inet6 stream - v4mapped-specific v6only"], "bind a", "INVAL"),
+    # an AF_INET6 RP socket goes to the tail of the UDP chain
+    (
+        [
+            "inet6 dgram RA v4mapped-specific dual",
+            "inet6 dgram RA+RP v4mapped-specific dual",
+            "inet6 dgram RP v4mapped-specific dual",
+        ],
+        "bind a, bind b, bind c",
+        "INUSE",
+    ),
+    (
+        [
+            "inet dgram RA specific",
+            "inet6 dgram RA+RP wildcard dual",
+            "inet6 dgram RP wildcard dual",
+        ],
+        "bind a, bind b, bind c",
+        "INUSE",
+    ),
+    # a specific IPv6 address makes the socket IPv6-only before the bucket compares it
+    (
+        ["inet6 stream RA wildcard dual", "inet stream RA+RP wildcard", "inet6 stream RP specific"],
+        "bind a, bind b, bind c",
+        "INUSE",
+    ),
+]
+
+
+@linux_only
+@needs_127_0_0_2
+@pytest.mark.parametrize(("sockets", "steps", "outcome"), MEASURED)
+def test_linux_model_matches_real_sockets(sockets: list[str], steps: str, outcome: str) -> None:
+    assert observe(sockets, steps)[0] == outcome
+
+
+@linux_only
+@needs_ipv6
+@pytest.mark.parametrize(("sockets", "steps", "outcome"), MEASURED_V6)
+def test_linux_model_matches_real_dual_stack_sockets(
+    sockets: list[str], steps: str, outcome: str
+) -> None:
+    assert observe(sockets, steps)[0] == outcome
+
+
+@linux_only
+def test_linux_delivery_matches_real_traffic() -> None:
+    assert observe(["inet dgram RA wildcard", "inet dgram RA wildcard"], "bind a, bind b")[1] == "b"
+    assert observe(["inet dgram RA specific", "inet dgram RA wildcard"], "bind a, bind b")[1] == "a"
+    assert observe(["inet dgram RP wildcard"] * 2, "bind a, bind b")[1] == "both"
+    three = ["inet dgram RP wildcard"] * 3  # 16 datagrams reach all three but by chance
+    assert observe(three, "bind a, bind b, bind c")[1] in ("shared", "both")
+
+
+@linux_only
+@needs_ipv6
+def test_linux_delivery_of_dual_stack_reuseport_groups() -> None:
+    # one group: a specific IPv6 address makes both sockets IPv6-only anyway
+    pair = ["inet6 dgram RP specific dual", "inet6 dgram RP specific v6only"]
+    assert observe(pair, "bind a, bind b")[1] == "both"
+    # two groups on [::]: the first of the chain takes everything
+    pair = ["inet6 dgram RP wildcard dual", "inet6 dgram RP wildcard v6only"]
+    assert observe(pair, "bind a, bind b")[1] == "a"
+    # IPv4 traffic: the AF_INET socket wins over the AF_INET6 one bound first
+    pair = ["inet6 stream RP v4mapped-wildcard dual", "inet stream RP wildcard"]
+    assert observe(pair, "bind a, bind b, listen a, listen b")[1] == "b"
+
+
+def test_derive_writes_expect_lines_for_individual_cases(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = "linux-port-history.bind.yaml"
+    found = [
+        p for p in (LIBRARY / name, LIBRARY.parent / "reports/counterexamples" / name) if p.exists()
+    ]
+    if not found:
+        pytest.skip(f"{name} is neither in cases/ nor in reports/counterexamples/")
+    source = found[0]
+    out = derived(capsys, str(source), "--oracle", "linux")
+    suite = cases.load_suite(source)
+    lines = [line for line in out.splitlines() if "expect:" in line]
+    assert len(lines) == len({c.key for c in suite.cells})
+    for cell in suite.cells:
+        measured = cell.expectation("linux")
+        assert measured is not None
+        assert f"  {cell.key}:  expect: {{linux: {measured.outcome}}}" in lines
