@@ -111,6 +111,7 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         record.update(status="error", reason=finding, duration=time.perf_counter() - start)
         return record
     receiver = observation.delivery["receiver"] if observation.delivery else None
+    record["model"] = model_prediction(cell, profile, ctx.host, observation.outcome, receiver)
     judgement = judge(
         cell,
         observation.outcome,
@@ -166,6 +167,33 @@ def _kinds(planned: list[probe.PlannedSocket]) -> set[tuple[str, str]]:
         if p.family == "inet6" and (p.v6only is not True or p.address.startswith("::ffff:")):
             kinds.add(("inet", p.type))  # a dual-stack or v4-mapped socket also meets IPv4 ones
     return kinds
+
+
+def model_prediction(
+    cell: Cell, profile: Profile | None, host: Host, observed: str, receiver: str | None
+) -> dict[str, Any]:
+    """The host OS's executable model, kept apart from documented expectations: it covers
+    what no document does (UDP on Windows, three sockets) and never gates a cell."""
+    from .models.cells import predict
+
+    said = predict(host.os, cell, profile)
+    if said.outcome == "unknown":
+        agrees = "no-claim"
+    elif (
+        said.outcome != observed
+        or receiver is not None
+        and said.receiver not in ("unknown", receiver)
+    ):
+        agrees = "disagree"
+    else:
+        agrees = "agree"
+    return {
+        "os": host.os,
+        "outcome": said.outcome,
+        "receiver": said.receiver if receiver is not None else None,
+        "verdict": agrees,
+        "provenance": f"model: pytest_bindconform/models/{host.os}.py (predicted, not documented)",
+    }
 
 
 def environment_finding(outcome: str, port: int, host: Host) -> str:
