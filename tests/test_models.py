@@ -164,6 +164,37 @@ def test_bsd_models_let_the_new_socket_decide_a_wildcard_specific_overlap() -> N
     assert predict("freebsd", [sock("0.0.0.0", RP, state="bound")], other, "bind") == "INUSE"
 
 
+@pytest.mark.parametrize("os_family", ["freebsd", "darwin"])
+@pytest.mark.parametrize("kind", ["dgram", "stream"])
+def test_bsd_v4mapped_wildcard_is_exempt_over_an_inet6_wildcard(os_family: str, kind: str) -> None:
+    # in_pcbbind(_setup)(): no EADDRINUSE when both addresses are wildcard and
+    # both sockets are AF_INET6 (INP_IPV6PROTO / PF_INET6), whatever the options.
+    dual = sock("::", kind=kind, v6only=False)
+    mapped = sock("::ffff:0.0.0.0", kind=kind, v6only=False)
+    for opts in ((), (RA,), (RP,)):
+        new = sock("::ffff:0.0.0.0", *opts, kind=kind, v6only=False)
+        assert predict(os_family, [dual.at("bound")], new, "bind") == "ok"  # (a), (b)
+        assert predict(os_family, [mapped.at("bound")], new, "bind") == "ok"
+    # (c) the reverse goes through in6_pcbbind(), which has no such exemption
+    assert predict(os_family, [mapped.at("bound")], dual, "bind") == "INUSE"
+    dual_ra = sock("::", RA, kind=kind, v6only=False)
+    assert predict(os_family, [mapped.at("bound")], dual_ra, "bind") == "INUSE"
+    # (d) a specific v4-mapped address is not exempt: the new socket's option decides
+    specific = sock("::ffff:127.0.0.1", kind=kind, v6only=False)
+    assert predict(os_family, [dual.at("bound")], specific, "bind") == "INUSE"
+    with_ra = sock("::ffff:127.0.0.1", RA, kind=kind, v6only=False)
+    assert predict(os_family, [dual.at("bound")], with_ra, "bind") == "ok"
+    # an AF_INET wildcard is not exempt in either order
+    v4 = sock("0.0.0.0", kind=kind)
+    assert predict(os_family, [v4.at("bound")], mapped, "bind") == "INUSE"
+    assert predict(os_family, [mapped.at("bound")], v4, "bind") == "INUSE"
+    # another user: FreeBSD's uid test comes first; xnu's skips two wildcards
+    other = sock("::ffff:0.0.0.0", kind=kind, v6only=False, owner="other-user")
+    assert predict(os_family, [dual.at("bound")], other, "bind") == (
+        "ok" if os_family == "darwin" else "INUSE"
+    )
+
+
 def test_linux_history_decides_the_tcp_fast_path() -> None:
     a = sock("0.0.0.0", RA, name="a").at("bound")
     b = sock("0.0.0.0", RA, RP, name="b").at("bound")

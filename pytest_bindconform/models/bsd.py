@@ -3,7 +3,8 @@ options for a wildcard/specific overlap, and needs SO_REUSEPORT on both for an
 exact duplicate.
 
 Source: shared/reference/posix-semantics.md, columns "FreeBSD 14/15 (derived)"
-and "macOS / xnu (derived)". Nothing here has been run on either OS: every
+and "macOS / xnu (derived)"; the v4-mapped wildcard exemption is read from the
+kernel source quoted at its rule. Nothing here has been run on either OS: every
 prediction is derived and must be labelled so wherever it is used.
 """
 
@@ -29,6 +30,34 @@ def _dual_over_v4_wildcard(old: ModelSocket, new: ModelSocket, met: Meeting) -> 
     )
 
 
+def _mapped_wildcard_over_inet6_wildcard(old: ModelSocket, new: ModelSocket, met: Meeting) -> bool:
+    # A v4-mapped bind on a dual-stack AF_INET6 socket goes through the IPv4 code
+    # with the IPv4 address (FreeBSD udp6_bind()/tcp6_usr_bind(), xnu the same:
+    # "in6_sin6_2_sin(&sin, sin6p); ... error = in_pcbbind(inp, &sin, ...)"), and
+    # the IPv4 conflict test there exempts two wildcards of two AF_INET6 sockets:
+    #   FreeBSD sys/netinet/in_pcb.c in_pcbbind_setup() (14.x):
+    #     t = in_pcblookup_local(pcbinfo, sin->sin_addr, lport, lookupflags, cred);
+    #     if (t != NULL && (reuseport & t->inp_socket->so_options) == 0 && ...) {
+    #         if (ntohl(sin->sin_addr.s_addr) != INADDR_ANY ||
+    #             ntohl(t->inp_laddr.s_addr) != INADDR_ANY ||
+    #             (inp->inp_vflag & INP_IPV6PROTO) == 0 ||
+    #             (t->inp_vflag & INP_IPV6PROTO) == 0)
+    #                 return (EADDRINUSE);
+    #   xnu bsd/netinet/in_pcb.c in_pcbbind(): the same test with
+    #     SOCK_DOM(so) != PF_INET6 || SOCK_DOM(t->inp_socket) != PF_INET6.
+    # So ::ffff:0.0.0.0 binds over [::] dual-stack or another ::ffff:0.0.0.0
+    # whatever the options. The reverse ([::] dual after ::ffff:0.0.0.0) is not
+    # exempt: in6_pcbbind() fails when "(t->inp_vflag & INP_IPV6PROTO) != 0"
+    # (xnu: "SOCK_DOM(so) == SOCK_DOM(t->inp_socket)").
+    return (
+        is_v4mapped(new)
+        and old.family == "inet6"
+        and met.stack == "v4"
+        and met.old_wildcard
+        and met.new_wildcard
+    )
+
+
 def allowed(
     old: ModelSocket,
     new: ModelSocket,
@@ -49,6 +78,8 @@ def allowed(
         return new.has(*new_opts)
     if old.user != new.user and not cross_user(old, new, met):
         return False  # row "different users"
+    if _mapped_wildcard_over_inet6_wildcard(old, new, met):
+        return True
     if met.exact:
         # Rows "exact duplicate" and "must the old socket carry the option too?":
         # the same option on both (RA is not enough; mixing RP and RPLB fails).

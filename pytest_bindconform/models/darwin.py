@@ -13,9 +13,14 @@ from .base import RP, Event, Meeting, ModelSocket
 
 
 def _cross_user(old: ModelSocket, new: ModelSocket, met: Meeting) -> bool:
-    # Row "different users": no overlap if either address is specific; both
-    # wildcard with RP on both is allowed (the model's users are unprivileged).
-    return met.old_wildcard and met.new_wildcard and old.has(RP) and new.has(RP)
+    # Row "different users": no overlap if either address is specific (the
+    # model's users are unprivileged). Both wildcard: xnu's uid test does not
+    # fire (in_pcbbind(): its last term "(SIN(nam)->sin_addr.s_addr !=
+    # INADDR_ANY || t->inp_laddr.s_addr != INADDR_ANY)"), so the same-user rules
+    # decide: an exact duplicate needs RP on both (the row's "both W with RP on
+    # both is allowed"), and the v4-mapped exemption in bsd.py applies.
+    del old, new
+    return met.old_wildcard and met.new_wildcard
 
 
 def bind(existing: Sequence[ModelSocket], new: ModelSocket, history: Sequence[Event] = ()) -> str:
