@@ -192,7 +192,7 @@ def model_prediction(
         "outcome": said.outcome,
         "receiver": said.receiver if receiver is not None else None,
         "verdict": agrees,
-        "provenance": f"model: pytest_bindconform/models/{host.os}.py (predicted, not documented)",
+        "provenance": f"model:{host.os}",  # pytest_bindconform/models/<os>.py, not a document
     }
 
 

@@ -117,8 +117,18 @@ def test_three_reports_named_after_the_os(project: pytest.Pytester) -> None:
     md = (project.path / f"reports/{OS}.md").read_text(encoding="utf-8")
     assert "## Per oracle" in md and "| doc | 5 | 1 | 0 | 0 |" in md
     assert "## Disagreements (1)" in md and finding["id"] in md
+    for r in doc["results"]:  # each provenance text is held once, by the suite's oracle table
+        assert {oid: e["provenance"] for oid, e in r["expected"].items()} == {
+            "doc": "doc",
+            "measured": "measured",
+        }
+    oracle_table = doc["suites"]["tiny"]["oracles"]
+    assert oracle_table["doc"]["provenance"] == (
+        "document: a made-up table, wrong on purpose in one cell, Table 0"
+    )
     html = (project.path / f"out/{OS}.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "Tiny grid" in html
+    assert html.count("<details><summary>") == 1  # full tables for the finding only
     result.stdout.fnmatch_lines(
         [
             "*= bindconform =*",

@@ -24,15 +24,17 @@ from pytest_bindconform import cases, host, oracles, runner
 from pytest_bindconform.__main__ import main
 from pytest_bindconform.report import html, markdown, model
 from pytest_bindconform.report.book import Book, write_atomic
+from pytest_bindconform.report.merge import result as merged_result
 from pytest_bindconform.state import RunState
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE1 = "cases/ms-so-exclusiveaddruse-table1.bind.yaml"
 DOC = "ms-so-exclusiveaddruse-t1"  # the documented oracle of that suite (Windows)
 EVIL = "<script>alert('x')</script> & Table 1"
+OS_NAME = host.os_family()
 
 
-def run_report(root: Path, title: str | None = None, slot: int = 0) -> dict[str, Any]:
+def run_book(root: Path, title: str | None = None, slot: int = 0) -> tuple[Book, dict[str, Any]]:
     """A real host report of the cells of the suite's first variant, copied under root."""
     text = (REPO / TABLE1).read_text(encoding="utf-8")
     if title is not None:
@@ -50,7 +52,11 @@ def run_report(root: Path, title: str | None = None, slot: int = 0) -> dict[str,
         book.add(f"{TABLE1}::{c.name}", runner.execute(c, suite, state.context()))
     doc = book.build(state, 0, 0)
     assert model.problems(doc) == [] and doc["results"]
-    return doc
+    return book, doc
+
+
+def run_report(root: Path, title: str | None = None, slot: int = 0) -> dict[str, Any]:
+    return run_book(root, title, slot)[1]
 
 
 @pytest.fixture
@@ -74,9 +80,8 @@ def as_windows(doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
             seen, odd = "ok", r["id"]
         r["observed"] = {
             "outcome": seen,
-            "steps": [
-                {"socket": "second", "call": "bind", "outcome": seen, "errno": 0, "error": ""}
-            ],
+            "steps": [{"socket": "second", "call": "bind", "outcome": seen, "errno": 0}],
+            "delivery": None,
         }
         r["verdicts"] = {
             oid: "no-claim"
@@ -133,11 +138,54 @@ def test_markdown_cells_cannot_break_the_table(linux: dict[str, Any]) -> None:
     assert "&lt;b&gt;c&lt;/b&gt;" in line and line.count(" | ") == 1
 
 
+# -- JSON -------------------------------------------------------------------------------
+
+
+def test_json_holds_each_provenance_once_and_loses_nothing(tmp_path: Path) -> None:
+    book, doc = run_book(tmp_path)
+    text = model.dumps(doc)
+    oracle_table = doc["suites"]["ms-so-exclusiveaddruse-table1"]["oracles"]
+    for oid, oracle in oracle_table.items():
+        assert text.count(json.dumps(oracle["provenance"], ensure_ascii=False)) == 1, oid
+    for r in doc["results"]:
+        record = book.records[r["id"]]  # what the runner wrote, untouched by the report
+        for oid, e in r["expected"].items():
+            assert e["provenance"] == oid and set(e) == set(record["expected"][oid])
+            assert oracle_table[oid]["provenance"] == record["expected"][oid]["provenance"]
+            assert {**e, "provenance": record["expected"][oid]["provenance"]} == (
+                record["expected"][oid]
+            )
+        if r["observed"] is None:
+            assert record["observed"] is None
+            continue
+        steps = r["observed"]["steps"]
+        assert [{"error": "", **step} for step in steps] == record["observed"]["steps"]
+        assert all(step.get("error") != "" for step in steps)
+        for key in r.keys() - {"expected", "observed"}:
+            assert r[key] == record[key], key
+    failed = [s for r in doc["results"] if r["observed"] for s in r["observed"]["steps"]]
+    assert any(s["errno"] and s["error"] == "EADDRINUSE" for s in failed), "raw errors kept"
+    unshared = model.dumps({**doc, "results": [book.records[r["id"]] for r in doc["results"]]})
+    assert len(text) < 0.8 * len(unshared)
+
+
+def test_oracles_apply_only_where_their_host_settings_hold(linux: dict[str, Any]) -> None:
+    oracle = copy.deepcopy(linux["suites"]["ms-so-exclusiveaddruse-table1"]["oracles"]["linux"])
+    host_info = dict(linux["run_info"]["host"], sysctl={"net.ipv6.bindv6only": "0"})
+    assert oracle["applies"]["sysctl"] == {} and model.oracle_applies(oracle, host_info)
+    oracle["applies"]["sysctl"] = {"net.ipv6.bindv6only": "1"}
+    assert not model.oracle_applies(oracle, host_info)
+
+
 # -- HTML -----------------------------------------------------------------------------------
 
 
 class Tables(HTMLParser):
-    """Header texts and results per cell of every table.grid (not of tables nested in cells)."""
+    """Header texts and results per cell of every table.grid (not of tables nested in cells).
+
+    A result is an element of class 'rec': the <td> itself, or one <div> per result
+    where a published table merged several cells into one.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -155,12 +203,13 @@ class Tables(HTMLParser):
                 self.grids.append({"th": [], "recs": []})
         if not (self._tables and self._tables[-1]):
             return
+        rec = "rec" in cls.split()
         if tag == "th":
             self._in_th = True
             self.grids[-1]["th"].append("")
         elif tag == "td":
-            self.grids[-1]["recs"].append(0)
-        elif tag == "div" and cls.startswith("rec "):
+            self.grids[-1]["recs"].append(int(rec))
+        elif tag == "div" and rec:
             self.grids[-1]["recs"][-1] += 1
 
     def handle_endtag(self, tag: str) -> None:
@@ -188,6 +237,117 @@ def test_html_draws_grids_in_page_orientation(linux: dict[str, Any]) -> None:
     assert page.scripts == 0
 
 
+class Recs(HTMLParser):
+    """Every result drawn in a table: its classes, its hover text, the tags inside it."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.recs: list[dict[str, Any]] = []
+        self._open: list[tuple[str, int | None]] = []  # open tags, with their rec's index
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        index = None
+        if "rec" in (a.get("class") or "").split():
+            index = len(self.recs)
+            self.recs.append({"class": a["class"], "title": a.get("title") or "", "holds": []})
+        for _, i in self._open:
+            if i is not None:
+                self.recs[i]["holds"].append(tag)
+        if tag not in ("br", "meta"):
+            self._open.append((tag, index))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open and self._open.pop()[0] != tag:
+            pass
+
+
+def test_html_cell_names_the_oracles_behind_each_outcome() -> None:
+    def exp(outcome: str, *flags: str) -> dict[str, Any]:
+        return {"outcome": outcome, "flags": list(flags), "provenance": "x"}
+
+    r = {
+        "expected": {"d": exp("INUSE"), "b": exp("ok", "undefined-delivery"), "a": exp("INUSE")},
+        "verdicts": {"a": "agree", "d": "disagree"},  # b does not apply to this host
+    }
+    r["expected"]["c"] = exp("INUSE")
+    r["verdicts"]["c"] = "no-claim"
+    letters = {"a": "A", "b": "B", "c": "C", "d": "D"}
+    assert html.expectations(r, letters) == "AC<u>D</u> INUSE · <i>B</i> ok*"
+    r["expected"]["e"] = exp("<b>")
+    assert html.expectations(r, {**letters, "e": "oracle-27"}).endswith(
+        " · <i>oracle-27</i> &lt;b&gt;"
+    )
+
+
+def test_html_opens_full_tables_only_where_they_matter(linux: dict[str, Any]) -> None:
+    doc = copy.deepcopy(linux)
+    ran = [r for r in doc["results"] if r["observed"]]
+    ran[0].update(status="fail", verdicts={"linux": "disagree"})
+    ran[1].update(verdicts={"linux": "agree", DOC: "disagree"})
+    ran[2].update(status="error", reason="interference: port held by pid 7")
+    kinds = {ran[0]["name"]: "disagree", ran[1]["name"]: "finding", ran[2]["name"]: "error"}
+    modelled = [r for r in ran[3:] if r.get("model")]
+    modelled[0]["model"].update(outcome="ACCESS", verdict="disagree")
+    recs = {rec["title"].splitlines()[0]: rec for rec in Recs(html.render(doc)).recs}
+    assert set(recs) == {r["name"] for r in doc["results"]}
+    for r in doc["results"]:
+        rec = recs[r["name"]]
+        assert ("details" in rec["holds"] and "table" in rec["holds"]) == (r["name"] in kinds)
+        assert rec["class"].split()[1] == kinds.get(r["name"], html.kind(r)), r["name"]
+        assert (r["reason"] or r["status"]) in rec["title"]
+        for step in (r["observed"] or {}).get("steps", []):
+            assert step["call"] in rec["title"]
+            if step["errno"]:  # the raw error, on hover
+                assert f"{step['outcome']} ({step['error']} {step['errno']})" in rec["title"]
+        for sock in r["scenario"]["sockets"]:
+            assert f"{sock['name']} {sock['family']}/{sock['type']}" in rec["title"]
+            if r["observed"] and any(s["call"] == "bind" for s in r["observed"]["steps"]):
+                assert f"bind {sock['address']}" in rec["title"]
+    assert "interference: port held by pid 7" in recs[ran[2]["name"]]["title"]
+    models = [r["name"] for r in doc["results"] if "model " in recs[r["name"]]["title"]]
+    wrong = [
+        r["name"]
+        for r in doc["results"]
+        if (r.get("model") or {}).get("verdict", "agree") != "agree"
+    ]
+    assert modelled[0]["name"] in models == wrong  # named where it does not agree, only there
+    assert f"model {OS_NAME} predicts ACCESS: disagree" in recs[modelled[0]["name"]]["title"]
+
+
+def test_html_grows_little_per_cell_and_folds_further_grids(
+    linux: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = copy.deepcopy(linux)
+    copies = copy.deepcopy(linux["results"])
+    for r in copies:
+        r.update(id=r["id"] + "-copy", name=r["name"] + "-copy", variant="copy")
+    doc["results"] += copies
+    one, two = html.render(linux), html.render(doc)
+    per_cell = (len(two.encode()) - len(one.encode())) / len(copies)
+    assert per_cell < 450, per_cell  # 1,900 before titles replaced nested tables
+    first = linux["results"][0]["variant"]
+
+    def drawn(page: str) -> dict[str, bool]:
+        found = re.findall(r'<details class="variant"( open="open")?><summary><h3>([^<]*)', page)
+        return {name: bool(is_open) for is_open, name in found}
+
+    assert drawn(two) == {first: True, "copy": False}
+    assert f'<h3>copy</h3> <span class="muted">{len(copies)} cells: ' in two
+    copies[-1].update(status="error", reason="crashed")
+    assert drawn(html.render(doc)) == {first: True, "copy": True}
+    monkeypatch.setattr(html, "OPEN", len(copies) - 1)  # a large first grid opens on click
+    assert drawn(html.render(linux)) == {first: False}
+    assert html.tally(copies[-3:]).startswith("3 cells: ")
+    assert html.tally(copies[-1:]) == "1 cell: ⚠ 1 error"
+
+
+def section(page: str, name: str) -> str:
+    start = page.index(f'<section id="{name}">')
+    return page[start : page.index("</section>", start)]
+
+
 def test_html_escapes_every_text(tmp_path: Path) -> None:
     doc = run_report(tmp_path, title=EVIL, slot=1)
     doc["results"][0].update(status="error", reason='"><img src=x onerror=alert(1)>')
@@ -205,8 +365,9 @@ def test_html_names_errata_and_provenance(tmp_path: Path, linux: dict[str, Any])
         text.replace("&#x27;", "'")
     )
     win, odd = as_windows(linux)
-    errata = html.render(win).split("Errata")[1]
+    errata = section(html.render(win), "errata")
     assert odd in errata.replace("&amp;", "&") and "INUSE" in errata
+    assert odd not in section(html.render(linux), "errata").replace("&amp;", "&")
 
 
 # -- atomic writes ------------------------------------------------------------------------
@@ -284,6 +445,43 @@ def test_merge_joins_disjoint_reports_of_one_host(tmp_path: Path, linux: dict[st
     assert len(merged["cells"]) == len(linux["results"])
 
 
+def test_merge_stores_what_hosts_share_once_and_loses_nothing(
+    tmp_path: Path, linux: dict[str, Any]
+) -> None:
+    win, _ = as_windows(linux)
+    win["results"][0]["line"] += 1  # a field that differs stays with its host
+    a, b = save(tmp_path / "linux.json", linux), save(tmp_path / "windows.json", win)
+    assert merge(a, b, "--json", str(tmp_path / "m.json")) == 0
+    text = (tmp_path / "m.json").read_text(encoding="utf-8")
+    merged = json.loads(text)
+    keys = [h["key"] for h in merged["hosts"]]
+    rows = {c["id"]: c for c in merged["cells"]}
+    for doc, key in ((linux, keys[0]), (win, keys[1])):
+        for r in doc["results"]:
+            assert merged_result(rows[r["id"]], key) == r
+    shared = {"id", "suite", "name", "key", "variant", "grid", "expected"}
+    assert all(not shared & set(h) for c in rows.values() for h in c["hosts"].values())
+    first = rows[linux["results"][0]["id"]]["hosts"]
+    assert "line" in first[keys[1]] and "line" not in first[keys[0]]
+    provenance = linux["suites"]["ms-so-exclusiveaddruse-table1"]["oracles"][DOC]["provenance"]
+    errata = [e for e in merged["errata"] if e["oracle"] == DOC]  # each names its document
+    assert errata and text.count(json.dumps(provenance, ensure_ascii=False)) == 1 + len(errata)
+    inputs = len(model.dumps(linux)) + len(model.dumps(win))
+    assert len(text) < 0.9 * inputs, (len(text), inputs)
+
+
+def test_merge_refuses_reports_whose_oracles_say_other_things(
+    tmp_path: Path, linux: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    win, _ = as_windows(linux)
+    oracle = win["suites"]["ms-so-exclusiveaddruse-table1"]["oracles"]["linux"]
+    oracle["provenance"] = oracle["provenance"].replace("measured on", "guessed on")
+    a, b = save(tmp_path / "a.json", linux), save(tmp_path / "b.json", win)
+    err = refused(capsys, a, b, "--json", str(tmp_path / "m.json"))
+    assert "(their provenance) differ" in err and "different case files" in err
+    assert f"{b}: the oracles of suite 'ms-so-exclusiveaddruse-table1'" in err and a in err
+
+
 def refused(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     assert merge(*args) == 2
     err = capsys.readouterr().err
@@ -304,12 +502,14 @@ def test_merge_refuses_other_format_versions(
     tmp_path: Path, linux: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     win, _ = as_windows(linux)
-    newer = dict(win, format=2)
+    newer = dict(win, format=model.FORMAT + 1)
     a, b = save(tmp_path / "a.json", linux), save(tmp_path / "b.json", newer)
     err = refused(capsys, a, b, "--md", str(tmp_path / "m.md"))
-    assert f"{b} has report format 2 but {a} has format 1" in err
+    assert f"{b} has report format {model.FORMAT + 1} but {a} has format {model.FORMAT}" in err
     both = save(tmp_path / "c.json", newer)
-    assert "reads format 1" in refused(capsys, both, "--md", str(tmp_path / "m.md"))
+    assert f"reads format {model.FORMAT}" in refused(capsys, both, "--md", str(tmp_path / "m.md"))
+    old = save(tmp_path / "d.json", dict(linux, format=model.FORMAT - 1))
+    assert f"reads format {model.FORMAT}" in refused(capsys, old, "--md", str(tmp_path / "m.md"))
 
 
 @pytest.mark.parametrize(
@@ -317,7 +517,10 @@ def test_merge_refuses_other_format_versions(
     [
         ('{"format": 1, "kind": ', ":1:23: not valid JSON: Expecting value"),
         ("[1, 2]", ": not a bindconform report (no 'format' field)"),
-        ('{"format": 1, "kind": "host"}', ": not a valid bindconform host report:\n  (top): "),
+        (
+            f'{{"format": {model.FORMAT}, "kind": "host"}}',
+            ": not a valid bindconform host report:\n  (top): ",
+        ),
     ],
 )
 def test_merge_names_the_malformed_file(

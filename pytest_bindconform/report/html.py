@@ -7,32 +7,41 @@ text from case files or hosts goes through esc() (a title may hold '<script>').
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from .merge import result as host_result
 from .model import STATUSES, VERDICTS, oracle_applies, summarize, token
 from .model import errata as errata_of
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em 2em;color:#1d1d1f}
 h1{font-size:1.5em;margin:0 0 .3em}h2{margin-top:1.8em;border-bottom:2px solid #ccd}
-h3{margin:1.2em 0 .4em;font-size:1.05em}
+h3{display:inline;font-size:1.05em;margin:0}
 table{border-collapse:collapse;margin:.4em 0 1em}
 th,td{border:1px solid #b9bccb;padding:3px 6px;vertical-align:top;text-align:left}
 th{background:#eef0f6;font-weight:600}
-table.grid td{padding:0;min-width:8.5em}
-table.grid th.corner{font-weight:400;font-size:12px;color:#444}
-.rec{padding:3px 6px}.rec+.rec{border-top:1px dashed #888}
+.scroll{overflow-x:auto;max-width:100%}
+table.grid{margin:.3em 0 .8em}
+table.grid th{font-size:12px;max-width:11em}table.grid th.corner{font-weight:400;color:#444}
+table.grid tr>th:first-child{position:sticky;left:0}
+table.grid td{padding:2px 5px;white-space:nowrap}table.grid td.multi{padding:0}
+div.rec{padding:2px 5px}div.rec+div.rec{border-top:1px dashed #888}
 .agree{background:#cdeccd}.disagree{background:#f6b8b8}.finding{background:#ffdf9e}
 .noclaim{background:#f1f1f1}.error{background:#dcc6f2}
 .notrun{background:repeating-linear-gradient(45deg,#f7f7f7 0 5px,#e4e4e4 5px 10px)}
-.obs{font:700 13px ui-monospace,Menlo,Consolas,monospace}
-.exp{font:12px ui-monospace,Menlo,Consolas,monospace;color:#333}
-.exp .na{color:#9a9a9a}.exp .bad{color:#a00000;font-weight:700;text-decoration:underline}
+.rec b{font:700 13px ui-monospace,Menlo,Consolas,monospace}
+.x{display:block;font:11px ui-monospace,Menlo,Consolas,monospace;color:#333}
+.x i,.key i{font-style:normal;color:#9a9a9a}.x u,.key u{color:#a00000;font-weight:700}
 .alt{font-size:11px;color:#555;display:block}
-summary{cursor:pointer;list-style:none}summary::-webkit-details-marker{display:none}
-details[open]>summary{border-bottom:1px solid #999;margin-bottom:3px}
-.more{font-size:12px;min-width:38em}.more table{margin:.2em 0}.more th,.more td{padding:1px 4px}
+summary{cursor:pointer}.rec summary{list-style:none}
+.rec summary::-webkit-details-marker{display:none}
+.rec details[open]>summary{border-bottom:1px solid #999;margin-bottom:3px}
+.rec summary:after{content:" ⋯";color:#555}
+details.variant{margin:.5em 0}details.variant>summary{padding:2px 0}
+.more{font-size:12px;white-space:normal;min-width:36em}.more table{margin:.2em 0}
+.more th,.more td{padding:1px 4px}
 pre{white-space:pre-wrap;margin:.2em 0;font-size:12px}
 .muted{color:#666}.kv th{width:11em}
 """
@@ -77,33 +86,101 @@ def kind(result: dict[str, Any]) -> str:
     return "agree" if "agree" in verdicts else "noclaim"
 
 
+def notable(result: dict[str, Any]) -> bool:
+    """Worth the full tables: it failed, erred, has no gate, or some oracle disagrees."""
+    return result["status"] in ("fail", "error", "ungated") or (
+        "disagree" in result["verdicts"].values()
+    )
+
+
+def expects(expectation: dict[str, Any]) -> str:
+    receiver = expectation.get("receiver")
+    return token(expectation) + (f"→{receiver}" if receiver else "")
+
+
 def observed(result: dict[str, Any]) -> str:
-    if result["observed"]:
-        return str(result["observed"]["outcome"])
-    return "not run" if result["status"] == "skip" else result["status"]
+    seen = result["observed"]
+    if not seen:
+        return "not run" if result["status"] == "skip" else result["status"]
+    delivery = seen.get("delivery")
+    named = any(e.get("receiver") for e in result["expected"].values())
+    return str(seen["outcome"]) + (f"→{delivery['receiver']}" if named and delivery else "")
 
 
 def expectations(result: dict[str, Any], letters: dict[str, str]) -> str:
-    """'A INUSE B ok*': grey when the oracle does not apply here, red when it disagrees."""
-    parts = []
-    for oid, exp in result["expected"].items():
-        verdict = result["verdicts"].get(oid)
-        cls = "na" if verdict is None else "bad" if verdict == "disagree" else ""
-        text = f"{letters.get(oid, oid)} {token(exp)}"
-        parts.append(
-            tag("span", esc(text), class_=cls, title=f"{oid}: {verdict or 'not applicable here'}")
-        )
-    return " ".join(parts)
+    """'A<i>CD</i> INUSE · <i>B</i> ok*': the oracles that expect each outcome, by key.
+
+    A grey key does not apply to this host; a red underlined one disagrees.
+    """
+    order = list(letters)
+    oids = sorted(result["expected"], key=lambda o: order.index(o) if o in order else len(order))
+    joined = all(len(letters.get(o, o)) == 1 for o in oids)  # 'ACD', else 'A CD oracle-27'
+    look = {None: "<i>{}</i>", "disagree": "<u>{}</u>"}  # does not apply here; disagrees
+    groups: dict[str, list[str]] = {}
+    for oid in oids:
+        mark = look.get(result["verdicts"].get(oid), "{}").format(esc(letters.get(oid, oid)))
+        groups.setdefault(expects(result["expected"][oid]), []).append(mark)
+    parts = [("" if joined else " ").join(keys) + " " + esc(tok) for tok, keys in groups.items()]
+    text = " · ".join(parts)
+    return text.replace("</i><i>", "").replace("</u><u>", "") if joined else text
+
+
+def socket_text(s: dict[str, Any]) -> str:
+    v6 = "" if s["v6only"] is None else f" v6only={'on' if s['v6only'] else 'off'}"
+    owner = f" owned by {s['owner']}" if s.get("owner") not in (None, "self") else ""
+    return f"{s.get('name', '')} {s['family']}/{s['type']}{v6}{owner}"
+
+
+def calls_text(result: dict[str, Any]) -> list[str]:
+    """The calls as run, one line per run of calls on one socket, each bind with its address.
+
+    'second inet/stream: socket ok, setsockopt SO_REUSEPORT ok, bind 0.0.0.0 INUSE
+    (EADDRINUSE 98)': the options and addresses of the sockets read from the calls.
+    """
+    sockets = {s.get("name", ""): s for s in result["scenario"]["sockets"]}
+    runs: list[tuple[str, str, list[str]]] = []  # (socket, how it is shown, calls)
+    for step in result["observed"]["steps"]:
+        name, call = step["socket"], step["call"]
+        if call == "bind" and sockets.get(name, {}).get("address"):
+            call += f" {sockets[name]['address']}"
+        raw = f" ({step.get('error') or 'errno'} {step['errno']})" if step["errno"] else ""
+        if not runs or runs[-1][0] != name:
+            new = name in sockets and all(n != name for n, _, _ in runs)
+            runs.append((name, socket_text(sockets[name]) if new else name, []))
+        runs[-1][2].append(f"{call} {step['outcome']}{raw}")
+    return [f"{shown}: {', '.join(calls)}" for _, shown, calls in runs]
+
+
+def delivery_text(delivery: dict[str, Any]) -> str:
+    got = ", ".join(f"{k} {v}" for k, v in delivery["received"].items())
+    return (
+        f"delivery: {delivery['sent']} sent to {delivery['target']}; received {got}"
+        f" → {delivery['receiver']}"
+    )
+
+
+def model_text(model: dict[str, Any]) -> str:
+    """The host OS model's prediction: never an oracle, so said apart and only in words."""
+    receiver = f"→{model['receiver']}" if model.get("receiver") else ""
+    return f"model {model['os']} predicts {model['outcome']}{receiver}: {model['verdict']}"
 
 
 def hover(result: dict[str, Any]) -> str:
-    """Plain text for the title tooltip: the reason and every call that failed, raw."""
-    lines = [f"{result['status']}: {result['reason']}" if result["reason"] else result["status"]]
-    for step in (result["observed"] or {}).get("steps", []):
-        if step["errno"]:
-            lines.append(
-                f"{step['socket']} {step['call']}: {step.get('error', '')} (errno {step['errno']})"
-            )
+    """The title tooltip, plain text: the cell, why, and every call with its raw error;
+    the OS model's prediction where it does not agree."""
+    why = f"{result['status']}: {result['reason']}" if result["reason"] else result["status"]
+    lines = [result["name"] or result["id"], why]
+    seen = result["observed"]
+    if seen:
+        lines += calls_text(result)
+        if seen.get("delivery"):
+            lines.append(delivery_text(seen["delivery"]))
+        if result.get("model") and result["model"]["verdict"] != "agree":
+            lines.append(model_text(result["model"]))
+    else:
+        sockets = result["scenario"]["sockets"]
+        lines += [f"sockets: {'; '.join(map(socket_text, sockets))}"]
+        lines += [f"planned: {', '.join(result['scenario']['steps'])}"]
     return "\n".join(lines)
 
 
@@ -144,6 +221,11 @@ def details(result: dict[str, Any], letters: dict[str, str]) -> str:
                 ),
             )
         )
+        if result["observed"].get("delivery"):
+            parts.append(tag("p", esc(delivery_text(result["observed"]["delivery"]))))
+    if result.get("model"):
+        model = result["model"]
+        parts.append(tag("p", esc(f"{model_text(model)} ({model['provenance']})")))
     parts.append(
         table(
             ("key", "oracle (provenance: see the suite's table)", "expects", "verdict here"),
@@ -151,7 +233,7 @@ def details(result: dict[str, Any], letters: dict[str, str]) -> str:
                 [
                     esc(letters.get(oid, "")),
                     esc(oid + (" (gate)" if oid == result["gate"] else "")),
-                    esc(token(exp)),
+                    esc(expects(exp)),
                     esc(result["verdicts"].get(oid, "does not apply")),
                 ]
                 for oid, exp in result["expected"].items()
@@ -162,16 +244,16 @@ def details(result: dict[str, Any], letters: dict[str, str]) -> str:
 
 
 def block(result: dict[str, Any], letters: dict[str, str], label: str = "") -> str:
-    """One result inside a table cell: colour, observation, expectations; details on click."""
+    """One result's content in a table cell; the full tables only where it needs a look."""
     k = kind(result)
     head = (
         (tag("span", esc(label), class_="alt") if label else "")
-        + tag("span", esc(f"{MARK[k]} {observed(result)}"), class_="obs")
-        + "<br>"
-        + tag("span", expectations(result, letters), class_="exp")
+        + tag("b", esc(f"{MARK[k]} {observed(result)}"))
+        + tag("span", expectations(result, letters), class_="x")
     )
-    inner = tag("details", tag("summary", head) + details(result, letters))
-    return tag("div", inner, class_=f"rec {k}", title=hover(result))
+    if notable(result):
+        return tag("details", tag("summary", head) + details(result, letters))
+    return head
 
 
 def letters_of(suite: dict[str, Any] | None, results: list[dict[str, Any]]) -> dict[str, str]:
@@ -190,14 +272,28 @@ def alternatives(group: list[dict[str, Any]]) -> list[str]:
 
 
 def cell(group: list[dict[str, Any]], letters: dict[str, str]) -> str:
-    """A <td>, coloured whole when its results agree in kind, else part by part."""
+    """A <td> of one result, or of the several a published table merged into one cell.
+
+    Each result (class rec) carries its colour and its hover text; one <td> per
+    result keeps the page light, as there are thousands.
+    """
     if not group:
-        return tag("td", tag("div", "—", class_="rec muted"))
+        return tag("td", "—", class_="muted")
+    if len(group) == 1:
+        (r,) = group
+        return tag("td", block(r, letters), class_=f"rec {kind(r)}", title=hover(r))
     inner = "".join(
-        block(r, letters, label) for r, label in zip(group, alternatives(group), strict=True)
+        tag("div", block(r, letters, label), class_=f"rec {kind(r)}", title=hover(r))
+        for r, label in zip(group, alternatives(group), strict=True)
     )
-    kinds = {kind(r) for r in group}
-    return tag("td", inner, class_=kinds.pop() if len(kinds) == 1 else "")
+    return tag("td", inner, class_="multi")
+
+
+def tally(results: list[dict[str, Any]]) -> str:
+    """'36 cells: ✓ 30 agree · – 6 not run': how a grid or a suite came out, at a glance."""
+    counts = Counter(kind(r) for r in results)
+    shown = [f"{mark} {counts[name]} {label}" for name, mark, label, _ in LEGEND if counts[name]]
+    return f"{len(results)} cell{'s' if len(results) != 1 else ''}: " + " · ".join(shown)
 
 
 def oracle_table(
@@ -219,6 +315,7 @@ def oracle_table(
             rng["os"]
             + (f" ≥ {rng['min_version']}" if rng["min_version"] else "")
             + (f" ≤ {rng['max_version']}" if rng["max_version"] else "")
+            + "".join(f", {k}={v}" for k, v in rng.get("sysctl", {}).items())
         )
         row = [
             letters.get(oid, ""),
@@ -249,6 +346,39 @@ def references(suite: dict[str, Any]) -> str:
     return tag("ul", "".join(items)) if items else ""
 
 
+OPEN = 200  # cells: a suite's first grid up to this size is drawn open, larger ones on click
+
+
+def variant(title: str, results: list[dict[str, Any]], grid: str, first: bool) -> str:
+    """One grid behind its tally line: open when something in it needs a look, or when it is
+    the suite's first and small; the browser skips laying out the closed ones."""
+    head = tag("h3", esc(title)) + " " + tag("span", esc(tally(results)), class_="muted")
+    shown = any(map(notable, results)) or (first and len(results) <= OPEN)
+    return tag(
+        "details",
+        tag("summary", head) + tag("div", grid, class_="scroll"),
+        class_="variant",
+        open="open" if shown else "",
+    )
+
+
+def grid_table(
+    corner: str,
+    columns: list[str],
+    rows: list[str],
+    at: dict[tuple[int, int], list[dict[str, Any]]],
+    letters: dict[str, str],
+) -> str:
+    """A table.grid; at[i, j] holds the results drawn in row i, column j."""
+    top = tag("th", esc(corner), class_="corner") + "".join(tag("th", esc(c)) for c in columns)
+    cols = range(len(columns))
+    body = "".join(
+        tag("tr", tag("th", esc(label)) + "".join(cell(at.get((i, j), []), letters) for j in cols))
+        for i, label in enumerate(rows)
+    )
+    return tag("table", tag("tr", top) + body, class_="grid")
+
+
 def grids(
     suite: dict[str, Any] | None, results: list[dict[str, Any]], letters: dict[str, str]
 ) -> str:
@@ -256,49 +386,23 @@ def grids(
     out = []
     grid = (suite or {}).get("grid") or {}
     on_grid = [r for r in results if r["grid"] is not None and grid]
-    variants = list(dict.fromkeys(r["variant"] for r in on_grid))
     if grid and on_grid:
         out.append(tag("p", "Orientation: " + esc(grid["orientation"]), class_="muted"))
-    for variant in variants:
+    for n, name in enumerate(dict.fromkeys(r["variant"] for r in on_grid)):
+        mine = [r for r in on_grid if r["variant"] == name]
         where: dict[tuple[int, int], list[dict[str, Any]]] = {}
-        for r in on_grid:
-            if r["variant"] == variant:
-                where.setdefault((r["grid"]["row"], r["grid"]["column"]), []).append(r)
+        for r in mine:
+            where.setdefault((r["grid"]["row"], r["grid"]["column"]), []).append(r)
         corner = f"{grid.get('row_socket', 'rows')} ↓ · {grid.get('column_socket', 'columns')} →"
-        top = tag("th", esc(corner), class_="corner") + "".join(
-            tag("th", esc(c)) for c in grid["columns"]
-        )
-        body = "".join(
-            tag(
-                "tr",
-                tag("th", esc(label))
-                + "".join(
-                    cell(where.get((i, j), []), letters) for j in range(len(grid["columns"]))
-                ),
-            )
-            for i, label in enumerate(grid["rows"])
-        )
-        out.append(
-            tag("h3", esc(variant or "all cells"))
-            + tag("table", tag("tr", top) + body, class_="grid")
-        )
-    rest = [r for r in results if r not in on_grid]
+        table_ = grid_table(corner, grid["columns"], grid["rows"], where, letters)
+        out.append(variant(name or "all cells", mine, table_, n == 0))
+    rest = [r for r in results if r["grid"] is None or not grid]
     if rest:
         keys = list(dict.fromkeys(r["key"] for r in rest))
         cols = list(dict.fromkeys(r["variant"] for r in rest))
-        found = {(r["key"], r["variant"]): r for r in rest}
-        top = tag("th", "case ↓ · variant →", class_="corner") + "".join(
-            tag("th", esc(c or "all")) for c in cols
-        )
-        body = "".join(
-            tag(
-                "tr",
-                tag("th", esc(k))
-                + "".join(cell([found[(k, c)]] if (k, c) in found else [], letters) for c in cols),
-            )
-            for k in keys
-        )
-        out.append(tag("h3", "Cases") + tag("table", tag("tr", top) + body, class_="grid"))
+        at = {(keys.index(r["key"]), cols.index(r["variant"])): [r] for r in rest}
+        table_ = grid_table("case ↓ · variant →", [c or "all" for c in cols], keys, at, letters)
+        out.append(variant("Cases", rest, table_, True))
     return "".join(out)
 
 
@@ -308,14 +412,39 @@ def legend() -> str:
         for name, mark, label, meaning in LEGEND
     ]
     note = (
-        "Each cell shows the observed outcome of the step under test, then each oracle's "
-        "expectation by its key (see the suite's oracle table). Grey key: the oracle does not "
-        "apply to this OS; red underlined: it disagrees; * undefined which socket receives "
-        "packets. Hover a cell for the reason and the calls; click it for the details."
+        "Each cell shows the observed outcome of the step under test, then the oracles "
+        "expecting each outcome, by their keys in the suite's oracle table: "
+        "<code class='key'>A<i>CD</i> INUSE · <i>B</i> ok*</code> says A, C and D expect "
+        "INUSE and B expects ok. A grey key does not apply to this OS; a red one "
+        "disagrees; * undefined which socket receives packets; →b names the socket that "
+        "receives them. Hover a cell "
+        "for the sockets, every call with its raw error, the reason, and the OS model's "
+        "prediction where it does not agree; cells marked ⋯ "
+        "(failures, errors, disagreements, no gate) open on click with the full tables."
     )
     return tag(
-        "div", table(("colour", "meaning"), rows) + tag("p", note, class_="muted"), class_="legend"
+        "div",
+        table(("colour", "meaning"), rows) + tag("p", note, class_="muted"),
+        class_="legend",
     )
+
+
+def contents(suites: dict[str, Any], results: list[dict[str, Any]], errata: int) -> str:
+    rows = [
+        [tag("a", esc(suites[sid]["title"]), href=f"#suite-{sid}"), esc(tally(mine))]
+        for sid, mine in by_suite(suites, results).items()
+        if sid in suites
+    ]
+    rows.append([tag("a", "Errata", href="#errata"), esc(f"{errata} entries")])
+    return table(("suite", "cells"), rows)
+
+
+def by_suite(suites: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Results per suite id, in the suites' order; '' holds those of no known suite."""
+    out: dict[str, list[Any]] = {sid: [] for sid in suites}
+    for r in results:
+        out.setdefault(r["suite"] if r["suite"] in suites else "", []).append(r)
+    return out
 
 
 def plain(value: object) -> str:
@@ -382,6 +511,7 @@ def render(report: dict[str, Any]) -> str:
     info, suites, results = report["run_info"], report["suites"], report["results"]
     host = info["host"]
     title = f"bind() conformance: {host['os']} {host['os_release']}"
+    errata = errata_of((("", r) for r in results), suites)
     parts = [
         tag("h1", esc(title)),
         tag(
@@ -393,11 +523,43 @@ def render(report: dict[str, Any]) -> str:
             ),
             class_="muted",
         ),
+        summary_table(report["summary"], info["gate"]),
+        legend(),
+        contents(suites, results, len(errata)),
     ]
-    parts.append(summary_table(report["summary"], info["gate"]) + legend())
-    for sid, suite in suites.items():
-        mine = [r for r in results if r["suite"] == sid]
+    documents = [
+        f"{oid} ({o['applies']['os']})"
+        for s in suites.values()
+        for oid, o in s["oracles"].items()
+        if o["kind"] == "document"
+    ]
+    parts.append(
+        tag(
+            "section",
+            tag("h2", "Errata: where a documented table disagrees with this host")
+            + (
+                errata_table(errata, with_host=False)
+                if errata
+                else tag(
+                    "p",
+                    esc(
+                        "None. Documented tables in these suites: "
+                        + (", ".join(documents) or "none")
+                        + f"; only those applying to {host['os']} are compared here."
+                    ),
+                    class_="muted",
+                )
+            ),
+            id="errata",
+        )
+    )
+    for sid, mine in by_suite(suites, results).items():
+        suite = suites.get(sid)
         letters = letters_of(suite, mine)
+        if suite is None:
+            if mine:
+                parts.append(tag("h2", "Results of no known suite") + grids(None, mine, letters))
+            continue
         parts.append(
             tag(
                 "section",
@@ -407,7 +569,8 @@ def render(report: dict[str, Any]) -> str:
                         tag("p", esc(suite["description"])),
                         tag(
                             "p",
-                            f"Suite {tag('code', esc(sid))} from {tag('code', esc(suite['path']))}",
+                            f"Suite {tag('code', esc(sid))} from {tag('code', esc(suite['path']))}"
+                            f" · {esc(tally(mine))}",
                             class_="muted",
                         ),
                         references(suite),
@@ -422,27 +585,6 @@ def render(report: dict[str, Any]) -> str:
                 id=f"suite-{sid}",
             )
         )
-    errata = errata_of((("", r) for r in results), suites)
-    documents = [
-        f"{oid} ({o['applies']['os']})"
-        for s in suites.values()
-        for oid, o in s["oracles"].items()
-        if o["kind"] == "document"
-    ]
-    parts.append(tag("h2", "Errata: where a documented table disagrees with this host"))
-    parts.append(
-        errata_table(errata, with_host=False)
-        if errata
-        else tag(
-            "p",
-            esc(
-                "None. Documented tables in these suites: "
-                + (", ".join(documents) or "none")
-                + f"; only those applying to {host['os']} are compared here."
-            ),
-            class_="muted",
-        )
-    )
     errors = [r for r in results if r["status"] == "error"]
     if errors:
         parts.append(tag("h2", f"Errors ({len(errors)})"))
@@ -477,9 +619,9 @@ def render_merged(merged: dict[str, Any]) -> str:
             letters = letters_of(suites.get(c["suite"] or ""), [c])
             rows.append(
                 [esc(f"{c['suite']}: {c['name']}")]
-                + [cell([c["hosts"][k]] if k in c["hosts"] else [], letters) for k in keys]
+                + [cell([host_result(c, k)] if k in c["hosts"] else [], letters) for k in keys]
             )
-        return table(("cell", *keys), rows, cls="grid")
+        return tag("div", table(("cell", *keys), rows, cls="grid"), class_="scroll")
 
     by_id = {c["id"]: c for c in merged["cells"]}
     differ = [by_id[i] for i in merged["differences"]]
@@ -499,5 +641,5 @@ def render_merged(merged: dict[str, Any]) -> str:
         mine = [c for c in merged["cells"] if (c["suite"] or "") == sid]
         name = suites[sid]["title"] if sid in suites else sid or "case files that do not load"
         summary = tag("summary", tag("b", esc(f"{name} — {len(mine)} cells")))
-        parts.append(tag("details", summary + matrix(mine)))
+        parts.append(tag("details", summary + matrix(mine), class_="variant"))
     return page(title, "".join(parts))

@@ -1,9 +1,11 @@
 """Several host reports -> one matrix: rows are cells, columns are hosts.
 
 A column is a host run under one gate and isolation mode; reports of one host
-may be merged if they hold different cells. Anything that would silently lose
-or mix data (one cell twice for one host, other format versions, other case
-files) is refused with a message naming the files.
+may be merged if they hold different cells. What every host shares (the cell's
+name, grid position, expectations) is stored once per row, not once per host.
+Anything that would silently lose or mix data (one cell twice for one host,
+other format versions, other case files) is refused with a message naming the
+files.
 """
 
 from __future__ import annotations
@@ -70,18 +72,30 @@ def load(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
     return docs
 
 
+CELL = ("id", "suite", "name", "key", "variant", "profile", "line", "grid")  # same on every host
+
+
 def merge(docs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     hosts: dict[str, dict[str, Any]] = {}
     suites: dict[str, Any] = {}
     cells: dict[str, dict[str, Any]] = {}
+    full: dict[tuple[str, str], dict[str, Any]] = {}  # (cell, host) -> that host's result
     owner: dict[tuple[str, str], str] = {}  # (host, cell) -> file
     said: dict[tuple[str, str], str] = {}  # (cell, oracle) -> file whose expectation we kept
+    first: dict[str, str] = {}  # suite -> file whose oracle table we kept
     for name, doc in docs:
         key = host_key(doc["run_info"])
         hosts.setdefault(key, {"key": key, "run_info": doc["run_info"], "sources": []})
         hosts[key]["sources"].append(name)
         for sid, suite in doc["suites"].items():
-            suites.setdefault(sid, suite)
+            kept = suites.setdefault(sid, suite)
+            first.setdefault(sid, name)
+            if kept["oracles"] != suite["oracles"]:  # the provenance texts live only there
+                raise MergeError(
+                    f"{name}: the oracles of suite {sid!r} (their provenance) differ from "
+                    f"those in {first[sid]}: the reports come from different case files; "
+                    "rerun with the same ones"
+                )
         for r in doc["results"]:
             if (key, r["id"]) in owner:
                 raise MergeError(
@@ -90,28 +104,24 @@ def merge(docs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
                 )
             owner[key, r["id"]] = name
             row = cells.setdefault(
-                r["id"],
-                {
-                    **{
-                        k: r[k]
-                        for k in ("id", "suite", "name", "key", "variant", "profile", "grid")
-                        if k in r
-                    },
-                    "expected": {},
-                    "hosts": {},
-                },
+                r["id"], {**{k: r[k] for k in CELL if k in r}, "expected": {}, "hosts": {}}
             )
             for oid, exp in r["expected"].items():
                 kept = row["expected"].setdefault(oid, exp)
                 said.setdefault((r["id"], oid), name)
-                if (kept["outcome"], kept["flags"]) != (exp["outcome"], exp["flags"]):
+                if kept != exp:
                     raise MergeError(
-                        f"{name}: oracle {oid!r} expects {exp['outcome']} of {r['id']!r} but "
-                        f"{said[r['id'], oid]} says {kept['outcome']}: the reports come from "
+                        f"{name}: oracle {oid!r} expects {token(exp)} of {r['id']!r} but "
+                        f"{said[r['id'], oid]} says {token(kept)}: the reports come from "
                         "different case files; rerun with the same ones"
                     )
-            row["hosts"][key] = r
+            row["hosts"][key] = {}
+            full[r["id"], key] = r
     rows = list(cells.values())
+    for row in rows:  # a host keeps only what its cell row does not already say
+        for key in row["hosts"]:
+            r = full[row["id"], key]
+            row["hosts"][key] = {k: v for k, v in r.items() if k not in row or row[k] != v}
     return {
         "format": model.FORMAT,
         "kind": "merged",
@@ -121,15 +131,25 @@ def merge(docs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         "suites": suites,
         "cells": rows,
         "differences": [c["id"] for c in rows if len(observations(c)) > 1],
-        "errata": model.errata(((k, r) for c in rows for k, r in c["hosts"].items()), suites),
+        "errata": model.errata(((k, full[c["id"], k]) for c in rows for k in c["hosts"]), suites),
         "summary": {
-            k: model.summarize([c["hosts"][k] for c in rows if k in c["hosts"]]) for k in hosts
+            k: model.summarize([full[c["id"], k] for c in rows if k in c["hosts"]]) for k in hosts
         },
     }
 
 
+def result(row: dict[str, Any], key: str) -> dict[str, Any]:
+    """One host's whole result for a merged cell row: the row's fields, then the host's own."""
+    return {**{k: v for k, v in row.items() if k != "hosts"}, **row["hosts"][key]}
+
+
+def token(expectation: dict[str, Any]) -> str:
+    receiver = expectation.get("receiver")
+    return model.token(expectation) + (f" (received by {receiver})" if receiver else "")
+
+
 def observations(row: dict[str, Any]) -> set[str]:
-    return {r["observed"]["outcome"] for r in row["hosts"].values() if r["observed"]}
+    return {r["observed"]["outcome"] for r in row["hosts"].values() if r.get("observed")}
 
 
 def merge_files(paths: list[Path]) -> dict[str, Any]:

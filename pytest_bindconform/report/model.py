@@ -1,8 +1,10 @@
 """The report document: run info, suite metadata, one result per cell, counts per oracle.
 
-Results are the runner's records unchanged (builtins that crossed xdist as is);
-cells that left no record still get a full result here, so a crash or an
-interrupt can never make a cell disappear from a report.
+Results are the runner's records (builtins that crossed xdist as is) minus
+repetition: an expectation names its oracle, whose provenance the suite's oracle
+table holds once, and a call that succeeded carries no empty error text. Cells
+that left no record still get a full result here, so a crash or an interrupt
+can never make a cell disappear from a report.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..host import Host
 from ..model import Cell, Oracle, Suite
 from ..oracles import NOT_RUN, applies
 
-FORMAT = 1
+FORMAT = 2  # 2: provenance by oracle key; delivery required; oracle sysctl; lean merged hosts
 STATUSES = ("pass", "fail", "skip", "error", "ungated")
 VERDICTS = ("agree", "disagree", "no-claim", "not-run")
 NO_RESULT = "no result: the worker running it crashed or the run was interrupted"
@@ -42,7 +44,12 @@ def suite_info(suite: Suite) -> dict[str, Any]:
                 "provenance": o.provenance,
                 "reference": o.reference,
                 "table": o.table,
-                "applies": {"os": o.os, "min_version": o.min_version, "max_version": o.max_version},
+                "applies": {
+                    "os": o.os,
+                    "min_version": o.min_version,
+                    "max_version": o.max_version,
+                    "sysctl": dict(o.sysctl),
+                },
                 "profiles": None if o.profiles is None else list(o.profiles),
             }
             for oid, o in suite.oracles.items()
@@ -62,8 +69,9 @@ def oracle_applies(info: dict[str, Any], host: dict[str, Any]) -> bool:
         rng["os"],
         min_version=rng["min_version"],
         max_version=rng["max_version"],
+        sysctl=tuple(rng.get("sysctl", {}).items()),
     )
-    return applies(oracle, host["os"], host["os_version"])
+    return applies(oracle, host["os"], host["os_version"], host.get("sysctl"))
 
 
 def missing_result(
@@ -79,7 +87,7 @@ def missing_result(
     verdicts = {
         oid: NOT_RUN
         for oid in result["expected"]
-        if applies(suite.oracles[oid], host.os, host.os_version)
+        if applies(suite.oracles[oid], host.os, host.os_version, host.sysctl)
     }
     claim = cell.expectation(gate)
     result.update(
@@ -161,9 +169,26 @@ def errata(
     return out
 
 
+def lean(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as the report stores it: each provenance text once per suite, not per cell.
+
+    The record itself is left alone: the terminal explanation still reads it.
+    """
+    result = dict(record)
+    result["expected"] = {oid: {**e, "provenance": oid} for oid, e in record["expected"].items()}
+    if record["observed"]:
+        steps = [
+            {k: v for k, v in step.items() if k != "error" or v}
+            for step in record["observed"]["steps"]
+        ]
+        result["observed"] = {**record["observed"], "steps": steps}
+    return result
+
+
 def build(
-    run_info: dict[str, Any], suites: dict[str, dict[str, Any]], results: list[dict[str, Any]]
+    run_info: dict[str, Any], suites: dict[str, dict[str, Any]], records: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    results = [lean(r) for r in records]
     return {
         "format": FORMAT,
         "kind": "host",
