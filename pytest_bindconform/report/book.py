@@ -183,6 +183,15 @@ class Book:
                 f"  {oid}{mark}: {verdicts['agree']} agree, {verdicts['disagree']} disagree, "
                 f"{verdicts['no-claim']} no claim, {verdicts['not-run']} not run"
             )
+        others = {
+            o: n for o, n in summary.get("resemblance", {}).items() if o not in summary["oracles"]
+        }
+        if others and not quiet:
+            follows = ", ".join(
+                f"{o} {100 * n['agree'] // max(1, n['agree'] + n['disagree'])}%"
+                for o, n in list(others.items())[:4]
+            )
+            lines.append(f"  closest other sources (findings): {follows}")
         if self.written:
             lines.append("reports: " + ", ".join(shown(p) for p in self.written))
         return lines

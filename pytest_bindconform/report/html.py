@@ -484,10 +484,37 @@ def summary_table(summary: dict[str, Any], gate: str | None) -> str:
             for oid, n in summary["oracles"].items()
         ),
     )
-    return status + (
-        per_oracle
-        if summary["oracles"]
-        else tag("p", "No oracle of these suites applies to this host.", class_="muted")
+    follows = table(
+        ("oracle", "agree", "disagree", "agreement"),
+        (
+            [
+                esc(oid),
+                esc(n["agree"]),
+                esc(n["disagree"]),
+                esc(f"{100 * n['agree'] / max(1, n['agree'] + n['disagree']):.0f}%"),
+            ]
+            for oid, n in summary.get("resemblance", {}).items()
+        ),
+    )
+    return (
+        status
+        + (
+            per_oracle
+            if summary["oracles"]
+            else tag("p", "No oracle of these suites applies to this host.", class_="muted")
+        )
+        + (
+            tag("h3", "Which source does this host follow?")
+            + tag(
+                "p",
+                "Every expectation source, whatever OS it is for (another OS's table through the "
+                "cell's profile), against the cells that ran here. A finding, not a verdict.",
+                class_="muted",
+            )
+            + follows
+            if summary.get("resemblance")
+            else ""
+        )
     )
 
 

@@ -83,6 +83,19 @@ def render(report: dict[str, Any], where: str = "", limit: int = LIMIT) -> str:
         head.append(row(name, n["agree"], n["disagree"], n["no-claim"], n["not-run"]))
     if not summary["oracles"]:
         head.append(row("(no oracle of these suites applies to this host)", "", "", "", ""))
+    if summary.get("resemblance"):
+        head += [
+            "",
+            "## Which source does this host follow?",
+            "",
+            "Every expectation source, whatever OS it is for (another OS's table through the "
+            "cell's profile), against the cells that ran here. A finding, not a verdict.",
+            "",
+            *header("oracle", "agree", "disagree", "agreement"),
+        ]
+        for oid, n in summary["resemblance"].items():
+            total = n["agree"] + n["disagree"]
+            head.append(row(oid, n["agree"], n["disagree"], f"{100 * n['agree'] / total:.0f}%"))
     disagree = [
         row(
             r["id"],

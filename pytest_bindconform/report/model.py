@@ -139,7 +139,34 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         status[result["status"]] += 1
         for oid, verdict in result["verdicts"].items():
             per_oracle.setdefault(oid, dict.fromkeys(VERDICTS, 0))[verdict] += 1
-    return {"cells": len(results), "status": status, "oracles": dict(sorted(per_oracle.items()))}
+    return {
+        "cells": len(results),
+        "status": status,
+        "oracles": dict(sorted(per_oracle.items())),
+        "resemblance": resemblance(results),
+    }
+
+
+def resemblance(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Which source does this host really follow? Every oracle, whatever OS it is for,
+    against every cell that ran here and on which it makes a claim (for another OS's
+    table, through the cell's profile). A finding, never a verdict."""
+    out: dict[str, dict[str, int]] = {}
+    for result in results:
+        observed = (result.get("observed") or {}).get("outcome")
+        if observed is None or result["status"] in ("skip", "error"):
+            continue
+        for oid, exp in result["expected"].items():
+            if exp["outcome"] in ("n/a", "unknown"):
+                continue
+            counts = out.setdefault(oid, {"agree": 0, "disagree": 0})
+            counts["agree" if exp["outcome"] == observed else "disagree"] += 1
+    return dict(sorted(out.items(), key=lambda kv: (-_share(kv[1]), kv[0])))
+
+
+def _share(counts: dict[str, int]) -> float:
+    total = counts["agree"] + counts["disagree"]
+    return counts["agree"] / total if total else 0.0
 
 
 def token(expectation: dict[str, Any]) -> str:
