@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-OUTCOMES = ("ok", "INUSE", "ACCESS", "ADDRNOTAVAIL", "INVAL", "NOTSUP")
+OUTCOMES = ("ok", "INUSE", "ACCESS", "ADDRNOTAVAIL", "INVAL", "NOTSUP", "REFUSED", "TIMEOUT")
 """Outcomes a step can have that an expectation can name."""
 
 NO_CLAIM = ("n/a", "unknown")

@@ -105,7 +105,7 @@ class Executor:
 
     def _connect(self, name: str, req: dict[str, Any]) -> None:
         s = self.socks[name]
-        s.settimeout(TIMEOUT)
+        s.settimeout(req.get("timeout", TIMEOUT))
         try:
             s.connect((req["address"], req["port"]))
         finally:
@@ -113,7 +113,7 @@ class Executor:
 
     def _accept(self, name: str, req: dict[str, Any]) -> None:
         s = self.socks[name]
-        ready, _, _ = select.select([s], [], [], TIMEOUT)
+        ready, _, _ = select.select([s], [], [], req.get("timeout", TIMEOUT))
         if not ready:
             raise TimeoutError("accept timed out")
         conn, _ = s.accept()
@@ -124,7 +124,7 @@ class Executor:
 
     def _recv(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
         s = self.socks[name]
-        ready, _, _ = select.select([s], [], [], TIMEOUT)
+        ready, _, _ = select.select([s], [], [], req.get("timeout", TIMEOUT))
         if not ready:
             raise TimeoutError("recv timed out")
         return {"bytes": len(s.recv(65536))}

@@ -143,6 +143,15 @@ def test_a_gate_no_suite_defines_is_a_skip_naming_it(pytester: pytest.Pytester) 
     assert "'lnux' has no expectation" in record["reason"]
 
 
+def test_a_mistyped_gate_is_called_out_with_a_close_match(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".bind.yaml", gate=SUITE)
+    typo = GATE + "z"
+    result = pytester.runpytest(*ARGS, "--bindconform-gate", f"{OS}={typo}")
+    result.stdout.fnmatch_lines(
+        [f"*warning: gate oracle '{typo}' appears in no collected suite*did you mean '{GATE}'?*"]
+    )
+
+
 # -- what this host lacks: skipped, saying how to enable it ------------------------------
 
 
@@ -230,3 +239,30 @@ def test_following_the_netns_advice_runs_the_cell(pytester: pytest.Pytester) -> 
         pytest.skip("network namespaces are not permitted here")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["bindconform: *isolation netns*"])
+
+
+# -- host settings an oracle assumes ------------------------------------------------------
+
+
+@pytest.mark.skipif(OS != "linux", reason="net.ipv6.bindv6only is a Linux setting")
+def test_a_gate_assuming_other_host_settings_skips_naming_the_setting(
+    pytester: pytest.Pytester,
+) -> None:
+    here = HOST.sysctl["net.ipv6.bindv6only"]
+    other = "1" if here == "0" else "0"
+    suite = SUITE.replace(
+        f"    applies: {{os: {OS}}}\n  wrong:",
+        f'    applies: {{os: {OS}, sysctl: {{net.ipv6.bindv6only: "{other}"}}}}\n  wrong:',
+        1,
+    )
+    assert suite != SUITE
+    pytester.makefile(".bind.yaml", gate=suite)
+    reprec = pytester.inline_run(*ARGS, "-rs")
+    reprec.assertoutcome(skipped=1)
+    (report,) = [r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"]
+    record = report.bindconform
+    assert record["status"] == "skip"
+    assert f"net.ipv6.bindv6only={here} (expected {other})" in record["reason"]
+    assert "--bindconform-isolate=netns" in record["reason"]
+    assert GATE not in record["verdicts"]  # an oracle that does not apply gives no verdict
+    assert record["observed"]["outcome"] == "INUSE"  # it ran: the observation is kept

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import datetime as dt
+import difflib
 import os
 import tempfile
 from collections.abc import Iterable
@@ -182,6 +183,14 @@ class Book:
             lines.append(
                 f"  {oid}{mark}: {verdicts['agree']} agree, {verdicts['disagree']} disagree, "
                 f"{verdicts['no-claim']} no claim, {verdicts['not-run']} not run"
+            )
+        known = {o for r in self.report["results"] for o in r.get("expected", {})}
+        if gate and known and gate not in known:
+            close = difflib.get_close_matches(gate, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            lines.append(
+                f"  warning: gate oracle {gate!r} appears in no collected suite, so no cell is "
+                f"gated{hint} (--bindconform-gate OS=ORACLE)"
             )
         others = {
             o: n for o, n in summary.get("resemblance", {}).items() if o not in summary["oracles"]
