@@ -153,7 +153,9 @@ def test_enoprotoopt_is_notsup() -> None:
 def _bind_as_nobody(port: int) -> str:
     """Fork, drop root in the child, bind, and report the normalised error."""
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the child only binds and exits
+        pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         status = 1
         try:
