@@ -38,9 +38,12 @@ def _sysctl(path: str) -> str | None:
         return None
 
 
-def _can_bind(family: int, address: str) -> bool:
+def can_bind(family: str, address: str) -> bool:
+    """A bind to port 0 proves the address is configured here."""
     try:
-        with socket.socket(family, socket.SOCK_DGRAM) as s:
+        with socket.socket(
+            socket.AF_INET if family == "inet" else socket.AF_INET6, socket.SOCK_DGRAM
+        ) as s:
             s.bind((address, 0))
         return True
     except OSError:
@@ -188,12 +191,10 @@ def _windows_ports() -> tuple[tuple[tuple[int, int], ...], tuple[int, int] | Non
 def fingerprint(isolation: str = "host", probe: bool = True) -> Host:
     """probe=False opens no socket (--collect-only): addresses are then left unknown."""
     fam = os_family()
-    ipv6 = socket.has_ipv6 and (not probe or _can_bind(socket.AF_INET6, "::1"))
+    ipv6 = socket.has_ipv6 and (not probe or can_bind("inet6", "::1"))
     addresses = {
-        "inet": tuple(a for a in IPV4_SPECIFIC if probe and _can_bind(socket.AF_INET, a)),
-        "inet6": tuple(
-            a for a in IPV6_SPECIFIC if probe and ipv6 and _can_bind(socket.AF_INET6, a)
-        ),
+        "inet": tuple(a for a in IPV4_SPECIFIC if probe and can_bind("inet", a)),
+        "inet6": tuple(a for a in IPV6_SPECIFIC if probe and ipv6 and can_bind("inet6", a)),
     }
     sysctl: dict[str, str] = {}
     if fam == "linux":

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from .host import Host
+from .host import Host, can_bind
 from .model import ROLES, Cell, Profile, SocketSpec
 from .owner import OwnerUnavailable, other_user_ids
 
@@ -124,18 +124,8 @@ def resolve_address(spec: SocketSpec, host: Host) -> str:
     return role
 
 
-@cache
-def address_exists(family: str, address: str) -> bool:
-    """A bind to port 0 proves the address is configured here."""
-    import socket
-
-    fam = socket.AF_INET if family == "inet" else socket.AF_INET6
-    try:
-        with socket.socket(fam, socket.SOCK_DGRAM) as s:
-            s.bind((address, 0))
-        return True
-    except OSError:
-        return False
+# an address either exists for the whole run or it does not: probe each once
+address_exists = cache(can_bind)
 
 
 _OPTION_HOME = {
