@@ -225,13 +225,16 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> CaseFile |
 
 class CaseFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        display = self.config.rootpath and os.path.relpath(self.path, self.config.rootpath)
+        try:  # '/' on every OS: record ids must match across hosts for the merge
+            display = Path(os.path.relpath(self.path, self.config.rootpath)).as_posix()
+        except ValueError:  # another drive than the rootdir (Windows)
+            display = self.path.as_posix()
         try:
-            suite = suitecache.load(self.path, display=str(display))
+            suite = suitecache.load(self.path, display=display)
         except CaseFileError as exc:
             yield BadCaseFile.from_parent(self, name="case-file-error", error=exc)
             return
-        clash = self.config.stash[run_state.STATE].claim_suite(suite.id, str(display), suite.cells)
+        clash = self.config.stash[run_state.STATE].claim_suite(suite.id, display, suite.cells)
         if clash:
             yield BadCaseFile.from_parent(self, name="case-file-error", error=clash)
             return

@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, cases
+from .. import __version__, cases, suitecache
 from ..model import Suite
 from ..yamlsrc import CaseFileError
 from . import html, markdown, model
@@ -99,7 +99,7 @@ class Book:
         """The suite of a case file (loaded once), or the reason it does not load."""
         if relpath not in self._suites:
             try:
-                self._suites[relpath] = cases.load_suite(self.rootpath / relpath, display=relpath)
+                self._suites[relpath] = suitecache.load(self.rootpath / relpath, display=relpath)
             except CaseFileError as exc:
                 self._suites[relpath] = f"case file does not load on the controller:\n{exc}"
         return self._suites[relpath]
