@@ -67,13 +67,13 @@ def available_options() -> list[str]:
 
 
 def _is_admin() -> bool:
-    if hasattr(os, "geteuid"):
+    if sys.platform != "win32":
         return os.geteuid() == 0
-    try:
-        import ctypes
+    import ctypes
 
-        return bool(ctypes.windll.shell32.IsUserAnAdmin())  # type: ignore[attr-defined]
-    except Exception:
+    try:
+        return bool(ctypes.windll.shell32.IsUserAnAdmin())
+    except OSError:
         return False
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import fcntl
 import os
 import socket
 import struct
@@ -47,17 +46,23 @@ def _map_ids(uid: int, gid: int) -> None:
 
 
 def _loopback_up() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ifreq = struct.pack("16sH14s", b"lo", 0, b"")
-        flags = struct.unpack("16sH14s", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | IFF_UP, b""))
+    if sys.platform != "win32":  # fcntl is Unix only; imported here so Windows loads the plugin
+        import fcntl
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            ifreq = struct.pack("16sH14s", b"lo", 0, b"")
+            flags = struct.unpack("16sH14s", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
+            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | IFF_UP, b""))
 
 
 def _add_ipv6(address: str) -> None:
-    index = socket.if_nametoindex("lo")
-    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-        in6_ifreq = socket.inet_pton(socket.AF_INET6, address) + struct.pack("Ii", 128, index)
-        fcntl.ioctl(s, SIOCSIFADDR, in6_ifreq)
+    if sys.platform != "win32":
+        import fcntl
+
+        index = socket.if_nametoindex("lo")
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            in6_ifreq = socket.inet_pton(socket.AF_INET6, address) + struct.pack("Ii", 128, index)
+            fcntl.ioctl(s, SIOCSIFADDR, in6_ifreq)
 
 
 def _no_dad() -> None:

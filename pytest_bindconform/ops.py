@@ -12,6 +12,7 @@ import errno
 import select
 import socket
 import struct
+import sys
 from typing import Any
 
 FAMILIES = {"inet": socket.AF_INET, "inet6": getattr(socket, "AF_INET6", -1)}
@@ -39,6 +40,8 @@ _WINSOCK_CODES = {
     10060: "WSAETIMEDOUT",
 }
 OTHER = "OTHER"
+# SO_LINGER on, 0 s: close() sends an RST and leaves no TIME_WAIT (Winsock's linger is 2 shorts)
+RST_LINGER = struct.pack("HH", 1, 0) if sys.platform == "win32" else struct.pack("ii", 1, 0)
 
 
 def error_name(code: int) -> str:
@@ -148,7 +151,7 @@ class Executor:
             if s.type == socket.SOCK_STREAM:
                 conn, _ = s.accept()
                 # RST instead of FIN: no TIME_WAIT entry is left on the case's port
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
                 conn.close()
             else:
                 s.recv(65536)

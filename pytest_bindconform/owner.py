@@ -28,7 +28,7 @@ class OwnerUnavailable(Exception):
 
 def other_user_ids() -> tuple[int, int]:
     """uid/gid of the unprivileged account used for 'other-user' sockets."""
-    if not hasattr(os, "setuid"):
+    if sys.platform == "win32":
         raise OwnerUnavailable(
             "owner 'other-user' needs a second account; Windows runs cannot switch users "
             "(run such cells on POSIX as root)"
@@ -85,7 +85,7 @@ class Child:
         self.owner = owner
         self.pid = 0
         self.proc: subprocess.Popen[str] | None = None
-        if hasattr(os, "fork"):
+        if sys.platform != "win32":
             self._fork(other_user_ids() if owner == "other-user" else None)
         else:
             if owner == "other-user":
@@ -104,42 +104,43 @@ class Child:
             raise OwnerUnavailable(f"could not start a child as {owner}: {answer.get('error')}")
 
     def _fork(self, ids: tuple[int, int] | None) -> None:
-        to_child_r, to_child_w = os.pipe()
-        to_parent_r, to_parent_w = os.pipe()
-        with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore", DeprecationWarning
-            )  # fork with threads: child only serves
-            pid = os.fork()
-        if pid == 0:  # child
-            code = 0
-            try:
-                os.close(to_child_w)
-                os.close(to_parent_r)
-                rfile = os.fdopen(to_child_r, "r")
-                wfile = os.fdopen(to_parent_w, "w")
-                hello = rfile.readline()
-                del hello
+        if sys.platform != "win32":  # Windows has no fork(); __init__ uses a subprocess
+            to_child_r, to_child_w = os.pipe()
+            to_parent_r, to_parent_w = os.pipe()
+            with warnings.catch_warnings():
+                warnings.simplefilter(
+                    "ignore", DeprecationWarning
+                )  # fork with threads: child only serves
+                pid = os.fork()
+            if pid == 0:  # child
+                code = 0
                 try:
-                    if ids is not None:
-                        os.setgroups([])
-                        os.setgid(ids[1])
-                        os.setuid(ids[0])
-                    wfile.write(json.dumps({"outcome": "ok", "uid": os.geteuid()}) + "\n")
-                except OSError as exc:
-                    wfile.write(json.dumps({"outcome": "refused", "error": str(exc)}) + "\n")
-                    raise
-                wfile.flush()
-                serve(rfile, wfile)
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(to_child_r)
-        os.close(to_parent_w)
-        self.pid = pid
-        self.wfile = os.fdopen(to_child_w, "w")
-        self.rfile = os.fdopen(to_parent_r, "r")
+                    os.close(to_child_w)
+                    os.close(to_parent_r)
+                    rfile = os.fdopen(to_child_r, "r")
+                    wfile = os.fdopen(to_parent_w, "w")
+                    hello = rfile.readline()
+                    del hello
+                    try:
+                        if ids is not None:
+                            os.setgroups([])
+                            os.setgid(ids[1])
+                            os.setuid(ids[0])
+                        wfile.write(json.dumps({"outcome": "ok", "uid": os.geteuid()}) + "\n")
+                    except OSError as exc:
+                        wfile.write(json.dumps({"outcome": "refused", "error": str(exc)}) + "\n")
+                        raise
+                    wfile.flush()
+                    serve(rfile, wfile)
+                except BaseException:
+                    code = 1
+                finally:
+                    os._exit(code)
+            os.close(to_child_r)
+            os.close(to_parent_w)
+            self.pid = pid
+            self.wfile = os.fdopen(to_child_w, "w")
+            self.rfile = os.fdopen(to_parent_r, "r")
 
     def do(self, req: dict[str, Any]) -> dict[str, Any]:
         self.wfile.write(json.dumps(req) + "\n")

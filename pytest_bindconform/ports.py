@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 from collections.abc import Iterable
 
 from .host import Host
@@ -79,9 +80,9 @@ def is_free(port: int, host: Host, kinds: Iterable[tuple[str, str]] = ALL_KINDS)
             opened.append(s)
             if family == "inet6":
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if host.os == "windows":
+            if sys.platform == "win32":
                 # Without it a Windows wildcard bind succeeds next to a specific one.
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
             s.bind((_WILDCARD[family], port))
         return True
     except OSError:

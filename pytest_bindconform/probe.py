@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any, Protocol
 
 from .host import Host
 from .model import Cell, Profile, SocketSpec, Step
-from .ops import OTHER, Executor, error_name, normalise, record
+from .ops import OTHER, RST_LINGER, Executor, error_name, normalise, record
 from .owner import Child
 from .plan import PlannedSocket, Unrunnable, plan, resolve_address, resolve_options
 
@@ -233,7 +232,7 @@ def _abort(executor: Executor, name: str) -> None:
     if sock is None:
         return
     with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
     sock.close()
 
 
