@@ -403,7 +403,7 @@ def run(
         )
         log.pop("last", None)
         try:
-            run_state_machine_as_test(machine, settings=config)  # type: ignore[no-untyped-call]
+            run_state_machine_as_test(machine, settings=config)  # type: ignore[no-untyped-call,unused-ignore]
             break
         except (Found, Flaky):
             if "last" not in log:
