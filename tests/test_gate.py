@@ -266,3 +266,43 @@ def test_a_gate_assuming_other_host_settings_skips_naming_the_setting(
     assert "--bindconform-isolate=netns" in record["reason"]
     assert GATE not in record["verdicts"]  # an oracle that does not apply gives no verdict
     assert record["observed"]["outcome"] == "INUSE"  # it ran: the observation is kept
+
+
+# -- who receives the traffic --------------------------------------------------------------
+
+DELIVERY = """\
+format: 1
+id: delivery
+title: delivery
+references: []
+oracles:
+  linux: {kind: measured, source: here, applies: {os: linux}}
+cases:
+  - id: last-bound-gets-unicast
+    variants: {type: [dgram]}
+    sockets:
+      a: {options: [SO_REUSEADDR], address: specific}
+      b: {options: [SO_REUSEADDR], address: specific}
+    steps: [bind a, bind b]
+    expect: {linux: ok}
+    deliver: {linux: RECEIVER}
+"""
+
+
+@pytest.mark.skipif(OS != "linux", reason="Linux's UDP SO_REUSEADDR delivery rule")
+@pytest.mark.parametrize(("receiver", "outcome"), [("b", "passed"), ("a", "failed")])
+def test_a_receiver_expectation_is_gated_and_a_miss_is_probed_twice(
+    pytester: pytest.Pytester, receiver: str, outcome: str
+) -> None:
+    pytester.makefile(".bind.yaml", delivery=DELIVERY.replace("RECEIVER", receiver))
+    reprec = pytester.inline_run(*ARGS)
+    (report,) = [r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"]
+    assert report.outcome == outcome
+    observed = report.bindconform["observed"]
+    assert observed["delivery"]["receiver"] == "b"  # unicast goes to the last bound socket
+    if outcome == "failed":
+        # a disagreement about the receiver alone is re-observed once; both runs are kept
+        assert [d["receiver"] for d in observed["delivery_reruns"]] == ["b"]
+        assert "received by b, gate oracle 'linux' expects ok, received by a" in report.longreprtext
+    else:
+        assert "delivery_reruns" not in observed
