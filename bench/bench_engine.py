@@ -5,8 +5,9 @@ only, and the same for UDP) it times:
   (a) the plugin: `pytest` on a generated *.bind.yaml grid;
   (b) a hand-written `@pytest.mark.parametrize` test making the same socket calls;
   (c) a plain Python loop making the same socket calls.
-(a) and (b) run as pytest subprocesses, once with the whole grid and once with a
-single cell, so that start-up cancels out of the per-case cost. It also times
+(a) and (b) run as pytest subprocesses, interleaved; their cost per case is pytest's run
+loop timed from inside (start-up and teardown left out), the median of 7 runs. All three
+make the same socket calls, the delivery probe of shared UDP cells included. It also times
 loading every file in cases/ (cold and through the suite cache) and
 `pytest cases --collect-only`, and the whole library run with -n 0 and -n 2.
 
@@ -17,16 +18,15 @@ loading every file in cases/ (cold and through the suite cache) and
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OPTION_SETS = [[], ["SO_REUSEADDR"], ["SO_REUSEPORT"], ["SO_REUSEADDR", "SO_REUSEPORT"]]
@@ -71,14 +71,10 @@ def grid_yaml(endpoints: list[tuple[list[str], str]], types: list[str]) -> str:
     ) % (json.dumps(types), values, values, table)
 
 
-HAND_WRITTEN = """
-import errno, itertools, socket, pytest
-OPTION_SETS = {option_sets!r}
-ADDRESSES = {addresses!r}
-TYPES = {types!r}
-CELLS = [(t, f, s) for t in TYPES for s in itertools.product(OPTION_SETS, ADDRESSES)
-         for f in itertools.product(OPTION_SETS, ADDRESSES)][:{limit}]
-PORT = iter(range(30000, 30999))
+# The socket calls of one cell, as the plugin makes them: bind both sockets and, when two
+# UDP sockets share the port, send 16 datagrams from 16 clients and count who receives them.
+PAIR = """
+import errno, select, socket, struct
 
 def make(kind, options):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "stream" else socket.SOCK_DGRAM)
@@ -86,21 +82,67 @@ def make(kind, options):
         s.setsockopt(socket.SOL_SOCKET, getattr(socket, name), 1)
     return s
 
-@pytest.mark.parametrize("kind,first,second", CELLS)
-def test_pair(kind, first, second):
-    port = next(PORT)
+def pair(kind, first, second, port):
     a, b = make(kind, first[0]), make(kind, second[0])
     try:
         a.bind((first[1], port))
         try:
             b.bind((second[1], port))
-            outcome = "ok"
         except OSError as exc:
-            outcome = errno.errorcode[exc.errno]
+            return errno.errorcode[exc.errno]
+        if kind == "dgram":
+            target = next((x for x in (second[1], first[1]) if x != "0.0.0.0"), "127.0.0.1")
+            clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(16)]
+            for c in clients:
+                c.connect((target, port))
+                c.send(b"x")
+            for s in (a, b):
+                while select.select([s], [], [], 0)[0]:
+                    s.recv(100)
+            for c in clients:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()
+        return "ok"
     finally:
-        a.close(); b.close()
-    assert outcome in ("ok", "EADDRINUSE")
+        a.close()
+        b.close()
 """
+
+HAND_WRITTEN = (
+    PAIR
+    + """
+import itertools, pytest
+OPTION_SETS = {option_sets!r}
+ADDRESSES = {addresses!r}
+TYPES = {types!r}
+CELLS = [(t, f, s) for t in TYPES for s in itertools.product(OPTION_SETS, ADDRESSES)
+         for f in itertools.product(OPTION_SETS, ADDRESSES)][:{limit}]
+PORT = iter(range(30000, 30999))
+
+@pytest.mark.parametrize("kind,first,second", CELLS)
+def test_pair(kind, first, second):
+    assert pair(kind, first, second, next(PORT)) in ("ok", "EADDRINUSE")
+"""
+)
+
+# Times pytest's run loop from inside, so interpreter start-up and session teardown
+# (which vary by a quarter of a second here) stay out of the per-case figure.
+LOOP_TIMER = """
+import time, pytest
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtestloop(session):
+    start = time.perf_counter()
+    yield
+    with open("loop.txt", "w") as fh:
+        fh.write(str(time.perf_counter() - start))
+"""
+
+
+def loop_time(args: list[str], cwd: Path) -> float:
+    (cwd / "conftest.py").write_text(LOOP_TIMER)
+    pytest_run(args, cwd)
+    return float((cwd / "loop.txt").read_text())
 
 
 def pytest_run(args: list[str], cwd: Path) -> float:
@@ -121,16 +163,19 @@ def pytest_run(args: list[str], cwd: Path) -> float:
     return elapsed
 
 
-def per_case(make_dir, full: int, runs: int = 3) -> float:
-    """Median of (t(full grid) - t(one cell)) / (full - 1): start-up cancels out."""
-    samples = []
-    with tempfile.TemporaryDirectory() as big, tempfile.TemporaryDirectory() as small:
-        big_args, small_args = make_dir(Path(big), full), make_dir(Path(small), 1)
+def per_case_side_by_side(cells: int, runs: int = 7) -> tuple[float, float]:
+    """Median per-case run-loop cost of (a) and (b), interleaved run by run so drift hits both."""
+    samples_a, samples_b = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        a_dir, b_dir = Path(tmp, "a"), Path(tmp, "b")
+        a_dir.mkdir()
+        b_dir.mkdir()
+        a_args, b_args = plugin_dir(a_dir, cells), hand_dir(b_dir, cells)
+        loop_time(a_args, a_dir)  # warm the suite cache and bytecode once
         for _ in range(runs):
-            t_full = pytest_run(big_args, Path(big))
-            t_one = pytest_run(small_args, Path(small))
-            samples.append((t_full - t_one) / (full - 1))
-    return sorted(samples)[len(samples) // 2]
+            samples_a.append(loop_time(a_args, a_dir) / cells)
+            samples_b.append(loop_time(b_args, b_dir) / cells)
+    return sorted(samples_a)[runs // 2], sorted(samples_b)[runs // 2]
 
 
 def measured(path: Path) -> None:
@@ -152,13 +197,10 @@ def measured(path: Path) -> None:
 
 
 def plugin_dir(path: Path, cells: int) -> list[str]:
-    if cells == 1:
-        grid = path / "one.bind.yaml"
-        grid.write_text(grid_yaml(ENDPOINTS[:1], ["stream"]))
-    else:
-        grid = path / "grid.bind.yaml"
-        grid.write_text(grid_yaml(ENDPOINTS, TYPES))
+    grid = path / "grid.bind.yaml"
+    grid.write_text(grid_yaml(ENDPOINTS, TYPES))
     measured(grid)
+    assert cells == len(TYPES) * len(ENDPOINTS) ** 2
     return ["-p", "no:xdist", "-o", "bindconform_cases="]
 
 
@@ -170,26 +212,12 @@ def hand_dir(path: Path, cells: int) -> list[str]:
 
 
 def plain_loop() -> float:
+    namespace: dict[str, Any] = {}
+    exec(PAIR, namespace)  # the very code the parametrize test runs
     cells = [(t, f, s) for t in TYPES for s in ENDPOINTS for f in ENDPOINTS]
-    port = 31000
     start = time.perf_counter()
-    for kind, first, second in cells:
-        port += 1
-        socks = []
-        for options, _ in (first, second):
-            s = socket.socket(
-                socket.AF_INET, socket.SOCK_STREAM if kind == "stream" else socket.SOCK_DGRAM
-            )
-            for name in options:
-                s.setsockopt(socket.SOL_SOCKET, getattr(socket, name), 1)
-            socks.append(s)
-        try:
-            socks[0].bind((first[1], port))
-            with contextlib.suppress(OSError):
-                socks[1].bind((second[1], port))
-        finally:
-            for s in socks:
-                s.close()
+    for port, (kind, first, second) in enumerate(cells, start=31000):
+        namespace["pair"](kind, first, second, port)
     return (time.perf_counter() - start) / len(cells)
 
 
@@ -222,8 +250,7 @@ def main() -> None:
     args = parser.parse_args()
     n = len(TYPES) * len(ENDPOINTS) ** 2
     print(f"grid: {len(ENDPOINTS)} x {len(ENDPOINTS)} bind pairs x {len(TYPES)} types = {n} cells")
-    a = per_case(plugin_dir, n)
-    b = per_case(hand_dir, n)
+    a, b = per_case_side_by_side(n)
     c = plain_loop()
     print(f"(a) plugin             {a * 1e6:8.1f} us/case")
     print(f"(b) parametrize test   {b * 1e6:8.1f} us/case")

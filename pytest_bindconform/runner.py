@@ -111,7 +111,8 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         record.update(status="error", reason=finding, duration=time.perf_counter() - start)
         return record
     receiver = observation.delivery["receiver"] if observation.delivery else None
-    record["model"] = model_prediction(cell, profile, ctx.host, observation.outcome, receiver)
+    if not _claimed_here(cell, suite, ctx.host):
+        record["model"] = model_prediction(cell, profile, ctx.host, observation.outcome, receiver)
     judgement = judge(
         cell,
         observation.outcome,
@@ -217,6 +218,14 @@ def _kinds(planned: list[probe.PlannedSocket]) -> set[tuple[str, str]]:
         if p.family == "inet6" and (p.v6only is not True or p.address.startswith("::ffff:")):
             kinds.add(("inet", p.type))  # a dual-stack or v4-mapped socket also meets IPv4 ones
     return kinds
+
+
+def _claimed_here(cell: Cell, suite: Suite, host: Host) -> bool:
+    """Does an oracle for this host make a claim on the cell? Then no model is needed."""
+    return any(
+        exp.claims and applies(suite.oracles[exp.oracle], host.os, host.os_version, host.sysctl)
+        for exp in cell.expectations
+    )
 
 
 def model_prediction(

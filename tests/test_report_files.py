@@ -288,8 +288,14 @@ def test_html_opens_full_tables_only_where_they_matter(linux: dict[str, Any]) ->
     ran[1].update(verdicts={"linux": "agree", DOC: "disagree"})
     ran[2].update(status="error", reason="interference: port held by pid 7")
     kinds = {ran[0]["name"]: "disagree", ran[1]["name"]: "finding", ran[2]["name"]: "error"}
-    modelled = [r for r in ran[3:] if r.get("model")]
-    modelled[0]["model"].update(outcome="ACCESS", verdict="disagree")
+    modelled = ran[3:4]  # as if no document covered it: the OS model's prediction, disagreeing
+    modelled[0]["model"] = {
+        "os": "linux",
+        "outcome": "ACCESS",
+        "receiver": None,
+        "verdict": "disagree",
+        "provenance": "model:linux",
+    }
     recs = {rec["title"].splitlines()[0]: rec for rec in Recs(html.render(doc)).recs}
     assert set(recs) == {r["name"] for r in doc["results"]}
     for r in doc["results"]:
