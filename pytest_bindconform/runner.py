@@ -113,16 +113,7 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
     receiver = observation.delivery["receiver"] if observation.delivery else None
     if not _claimed_here(cell, suite, ctx.host):
         record["model"] = model_prediction(cell, profile, ctx.host, observation.outcome, receiver)
-    judgement = judge(
-        cell,
-        observation.outcome,
-        suite.oracles,
-        ctx.gate,
-        ctx.host.os,
-        ctx.host.os_version,
-        receiver,
-        ctx.host.sysctl,
-    )
+    judgement = _judge(cell, suite, ctx, observation)
     if (
         judgement.status == "fail"
         and receiver is not None
@@ -137,6 +128,21 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         duration=time.perf_counter() - start,
     )
     return record
+
+
+def _judge(cell: Cell, suite: Suite, ctx: Context, observation: probe.Observation) -> Judgement:
+    receiver = observation.delivery["receiver"] if observation.delivery else None
+    host = ctx.host
+    return judge(
+        cell,
+        observation.outcome,
+        suite.oracles,
+        ctx.gate,
+        host.os,
+        host.os_version,
+        receiver,
+        host.sysctl,
+    )
 
 
 def _only_receiver_differs(cell: Cell, ctx: Context, observation: probe.Observation) -> bool:
@@ -161,16 +167,7 @@ def _rejudge_delivery(
         return first
     record["observed"]["delivery_reruns"] = [again.delivery]
     receiver = again.delivery["receiver"] if again.delivery else None
-    second = judge(
-        cell,
-        again.outcome,
-        suite.oracles,
-        ctx.gate,
-        ctx.host.os,
-        ctx.host.os_version,
-        receiver,
-        ctx.host.sysctl,
-    )
+    second = _judge(cell, suite, ctx, again)
     if second.status != "pass":
         return first
     before = record["observed"]["delivery"]["receiver"]
