@@ -11,6 +11,7 @@ import gc
 import os
 import random
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -274,15 +275,20 @@ class InterferenceError(Exception):
     pass
 
 
+@cache
+def _mark(name: str) -> pytest.MarkDecorator:
+    """One decorator per marker name: thousands of cells share a handful of markers."""
+    return getattr(pytest.mark, name)  # type: ignore[no-any-return]
+
+
 class CellItem(pytest.Item):
     def __init__(self, *, cell: Cell, suite: Suite, **kwargs: Any):
         super().__init__(**kwargs)
         self.cell = cell
         self.suite = suite
-        self.add_marker("bindconform")
         state = self.config.stash[run_state.STATE]
-        for marker in run_state.markers(cell, suite, state.host):
-            self.add_marker(marker)
+        for name in ("bindconform", *run_state.markers(cell, suite, state.host)):
+            self.add_marker(_mark(name))
         self.user_properties.append(("bindconform_profile", cell.profile or "raw"))
 
     def runtest(self) -> None:

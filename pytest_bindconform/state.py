@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .host import Host
-from .model import ROLES, Cell, Suite
+from .model import ROLES, Cell, SocketSpec, Suite
 from .oracles import parse_gates
 from .ports import PortAllocator, default_range, worker_slice
 from .runner import Context
@@ -49,17 +49,26 @@ class RunState:
         )
 
 
+_MARKERS: dict[tuple[str, str | None, tuple[SocketSpec, ...]], list[str]] = {}
+
+
 def markers(cell: Cell, suite: Suite, host: Host) -> list[str]:
-    """Marker names for -m: families, types, roles, and the concrete options on this host."""
+    """Marker names for -m: families, types, roles, and the concrete options on this host.
+
+    Thousands of cells share a few socket shapes, so each shape is worked out once
+    (the host is the same for the whole process)."""
     from .probe import resolve_options
 
-    names: list[str] = []
-    profile = suite.profiles.get(cell.profile) if cell.profile else None
-    for spec in cell.sockets:
-        names += [spec.family, spec.type]
-        names += [o for o in spec.options if o in ROLES and o != "default"]
-        names += [o.lower() for o in resolve_options(spec, profile, host)]
-    return list(dict.fromkeys(names))
+    key = (suite.id, cell.profile, cell.sockets)
+    if key not in _MARKERS:
+        profile = suite.profiles.get(cell.profile) if cell.profile else None
+        names: list[str] = []
+        for spec in cell.sockets:
+            names += [spec.family, spec.type]
+            names += [o for o in spec.options if o in ROLES and o != "default"]
+            names += [o.lower() for o in resolve_options(spec, profile, host)]
+        _MARKERS[key] = list(dict.fromkeys(names))
+    return _MARKERS[key]
 
 
 def explain(record: dict[str, Any]) -> str:
