@@ -17,6 +17,8 @@ import sys
 from collections.abc import Iterable
 
 from .host import Host
+from .ops import FAMILIES, TYPES
+from .plan import WILDCARD
 
 DEFAULT_RANGE = (20000, 29999)
 
@@ -64,9 +66,6 @@ def worker_slice(lo: int, hi: int, index: int, count: int) -> range:
 
 
 ALL_KINDS = (("inet", "stream"), ("inet", "dgram"), ("inet6", "stream"), ("inet6", "dgram"))
-_FAMILY = {"inet": socket.AF_INET, "inet6": getattr(socket, "AF_INET6", -1)}
-_TYPE = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM}
-_WILDCARD = {"inet": "0.0.0.0", "inet6": "::"}
 
 
 def is_free(port: int, host: Host, kinds: Iterable[tuple[str, str]] = ALL_KINDS) -> bool:
@@ -76,14 +75,14 @@ def is_free(port: int, host: Host, kinds: Iterable[tuple[str, str]] = ALL_KINDS)
         for family, kind in kinds:
             if family == "inet6" and not host.ipv6:
                 continue
-            s = socket.socket(_FAMILY[family], _TYPE[kind])
+            s = socket.socket(FAMILIES[family], TYPES[kind])
             opened.append(s)
             if family == "inet6":
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if sys.platform == "win32":
                 # Without it a Windows wildcard bind succeeds next to a specific one.
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
-            s.bind((_WILDCARD[family], port))
+            s.bind((WILDCARD[family], port))
         return True
     except OSError:
         return False
