@@ -106,7 +106,8 @@ def expect_text(oracle: str, profile: str | None, suite: Suite, seen: dict[Cell,
 
 
 def case_lines(oracle: str, suite: Suite, seen: dict[Cell, str]) -> str:
-    """For `cases:` suites: one `expect:` line per case, profiles folded when equal.
+    """For `cases:` suites: one `key: {expect: ...}` line per case (a YAML mapping entry),
+    profiles folded when equal.
 
     A case whose variants disagree cannot take one value: it is flagged for the
     reviewer to split, never averaged.
@@ -123,8 +124,8 @@ def case_lines(oracle: str, suite: Suite, seen: dict[Cell, str]) -> str:
             continue
         values = {p: next(iter(v)) for p, v in per_profile.items()}
         if len(set(values.values())) == 1:
-            lines.append(f"  {key}:  expect: {{{oracle}: {next(iter(values.values()))}}}")
+            lines.append(f"  {key}: {{expect: {{{oracle}: {next(iter(values.values()))}}}}}")
         else:
             inner = ", ".join(f"{p}: {v}" for p, v in values.items())
-            lines.append(f"  {key}:  expect: {{{oracle}: {{{inner}}}}}")
+            lines.append(f"  {key}: {{expect: {{{oracle}: {{{inner}}}}}}}")
     return "\n".join(lines)
