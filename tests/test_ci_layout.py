@@ -233,3 +233,10 @@ def test_no_report_at_all_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "legs").mkdir()
     done = _merge(ROOT, tmp_path / "legs", tmp_path / "merged")
     assert done.returncode == 1 and "no leg uploaded a JSON report" in done.stdout
+
+
+def test_privileged_env_is_the_conform_command_on_other_user_cells_only() -> None:
+    conform, privileged = tox_command("conform"), tox_command("privileged")
+    expected = [w for w in conform if not w.startswith("--bindconform-explore")]
+    expected = [w.replace("{os}.", "{os}-privileged.") for w in expected]
+    assert privileged == [*expected[:4], "-m", "other_user", *expected[4:]]

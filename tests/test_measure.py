@@ -88,4 +88,6 @@ def test_cases_get_one_line_each_with_profiles_folded_when_equal(tmp_path: Path)
     # reuse = SO_REUSEADDR: the second listen() fails; reuse = SO_REUSEPORT: both listen
     assert "  reuse-listeners: {expect: {linux: {reuseaddr: INUSE, reuseport: ok}}}" in out
     lines = yaml.safe_load("\n".join(out.splitlines()[1:]))
-    assert lines["reuse-listeners"] == {"expect": {"linux": {"reuseaddr": "INUSE", "reuseport": "ok"}}}
+    assert lines["reuse-listeners"] == {
+        "expect": {"linux": {"reuseaddr": "INUSE", "reuseport": "ok"}}
+    }
