@@ -21,7 +21,7 @@ from . import cases, measure
 from .model import Cell, Suite
 
 SUFFIX = ".measured.yaml"
-OBSERVED = ("pass", "fail", "ungated")  # statuses whose cell ran to a verdict-free observation
+OBSERVED = ("pass", "fail", "ungated")  # the cell ran here and its outcome was recorded
 
 
 class ReportError(Exception):
