@@ -152,7 +152,7 @@ class _Suite:
                         )
                     )
         if any(cell.position is None for cell in seen):
-            parts += ["cases:", measure.case_lines(oracle, self.suite, seen)]
+            parts += ["cases:", measure.case_lines(oracle, self.suite, seen, mapping=True)]
         for title, lines in (
             (f"disagreed with the gate ({len(self.failed)} cells)", self.failed),
             (f"observed differently by two reports, left unknown ({len(conflicts)})", conflicts),
