@@ -240,3 +240,25 @@ def test_privileged_env_is_the_conform_command_on_other_user_cells_only() -> Non
     expected = [w for w in conform if not w.startswith("--bindconform-explore")]
     expected = [w.replace("{os}.", "{os}-privileged.") for w in expected]
     assert privileged == [*expected[:4], "-m", "other_user", *expected[4:]]
+
+
+def test_other_user_marker_selects_exactly_the_cells_owned_by_another_user() -> None:
+    """What the privileged pass runs: every cell with an other-user socket, nothing else."""
+    from pytest_bindconform import cases
+
+    want = {
+        f"{path.relative_to(ROOT).as_posix()}::{cell.name}"
+        for path in cases.discover(ROOT / "cases")
+        for cell in cases.load_suite(path).cells
+        if any(spec.owner == "other-user" for spec in cell.sockets)
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "cases", "-m", "other_user", "--collect-only", "-q"]
+        + ["-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    got = {line for line in done.stdout.splitlines() if "::" in line}
+    assert want and got == want
