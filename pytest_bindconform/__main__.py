@@ -8,14 +8,29 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from . import cases, measure, tables
+from . import cases, measure, measure_report, tables
 from .host import fingerprint
 from .report import cli as report_cli
 from .yamlsrc import CaseFileError
 
 
 def _measure(args: argparse.Namespace) -> int:
+    if args.from_report:
+        if args.case_file or not args.out:
+            print("measure: --from-report takes --out DIR and no case file", file=sys.stderr)
+            return 2
+        try:
+            written = measure_report.write(args.from_report, args.out, args.oracle)
+        except measure_report.ReportError as exc:
+            print(f"measure: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {len(written)} measured files to {args.out}")
+        return 0
+    if not args.case_file or not args.oracle:
+        print("measure: give a case file and --oracle (or --from-report)", file=sys.stderr)
+        return 2
     suite = cases.load_suite(args.case_file)
     host = fingerprint()
     seen = measure.observe(suite, host, args.profile)
@@ -31,11 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pytest_bindconform", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     m = sub.add_parser(
-        "measure", help="run a grid on this host and print a measured expectation block"
+        "measure",
+        help="run a grid on this host and print a measured expectation block, or write the "
+        "blocks of a report already written (--from-report)",
     )
-    m.add_argument("case_file")
-    m.add_argument("--oracle", required=True, help="oracle id to label the block with")
+    m.add_argument("case_file", nargs="?")
+    m.add_argument(
+        "--oracle", help="oracle id to label the block with (--from-report: <os>-measured)"
+    )
     m.add_argument("--profile", default=None, help="only cells of this profile")
+    m.add_argument(
+        "--from-report",
+        nargs="+",
+        type=Path,
+        metavar="REPORT",
+        help="host reports (or directories of them) to turn into blocks, without running a cell",
+    )
+    m.add_argument("--out", type=Path, metavar="DIR", help="where --from-report writes its files")
     m.set_defaults(func=_measure)
     tables.register(sub)
     report_cli.register(sub)

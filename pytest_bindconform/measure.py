@@ -105,8 +105,9 @@ def expect_text(oracle: str, profile: str | None, suite: Suite, seen: dict[Cell,
     return "\n".join(parts)
 
 
-def case_lines(oracle: str, suite: Suite, seen: dict[Cell, str]) -> str:
-    """For `cases:` suites: one `expect:` line per case, profiles folded when equal.
+def case_lines(oracle: str, suite: Suite, seen: dict[Cell, str], mapping: bool = False) -> str:
+    """For `cases:` suites: one `expect:` line per case, profiles folded when equal; with
+    mapping, `key: {expect: ...}` entries of one YAML mapping instead.
 
     A case whose variants disagree cannot take one value: it is flagged for the
     reviewer to split, never averaged.
@@ -116,6 +117,7 @@ def case_lines(oracle: str, suite: Suite, seen: dict[Cell, str]) -> str:
         if cell.position is None:
             by_case.setdefault(cell.key, {}).setdefault(cell.profile, set()).add(outcome)
     lines = []
+    form = "  {key}: {{expect: {value}}}" if mapping else "  {key}:  expect: {value}"
     for key, per_profile in by_case.items():
         if any(len(found) > 1 for found in per_profile.values()):
             detail = "; ".join(f"{p}: {sorted(v)}" for p, v in per_profile.items())
@@ -123,8 +125,9 @@ def case_lines(oracle: str, suite: Suite, seen: dict[Cell, str]) -> str:
             continue
         values = {p: next(iter(v)) for p, v in per_profile.items()}
         if len(set(values.values())) == 1:
-            lines.append(f"  {key}:  expect: {{{oracle}: {next(iter(values.values()))}}}")
+            value = f"{{{oracle}: {next(iter(values.values()))}}}"
         else:
             inner = ", ".join(f"{p}: {v}" for p, v in values.items())
-            lines.append(f"  {key}:  expect: {{{oracle}: {{{inner}}}}}")
+            value = f"{{{oracle}: {{{inner}}}}}"
+        lines.append(form.format(key=key, value=value))
     return "\n".join(lines)

@@ -110,6 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ("so_exclusiveaddruse", "cell sets SO_EXCLUSIVEADDRUSE on this host"),
         ("reuse", "cell uses the portable 'reuse' option role"),
         ("exclusive", "cell uses the portable 'exclusive' option role"),
+        ("other_user", "cell has a socket owned by another user (needs root or a second account)"),
     ):
         config.addinivalue_line("markers", f"{name}: {doc}")
     try:

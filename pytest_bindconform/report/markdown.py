@@ -144,6 +144,10 @@ def render_merged(merged: dict[str, Any], where: str = "", limit: int = LIMIT) -
         row(e["id"], e["host"], e["oracle"], e["documented"], e["observed"], e["provenance"])
         for e in merged["errata"]
     ]
+    measured = [
+        row(m["file"], m["os"], m["suite"], m["observed"], m["disagreed_with_gate"])
+        for m in merged.get("measured", [])
+    ]
     sections: list[Section] = [
         (f"## Where hosts differ ({len(differ)} cells)", header("cell", *keys), differ),
         (
@@ -152,4 +156,12 @@ def render_merged(merged: dict[str, Any], where: str = "", limit: int = LIMIT) -
             errata,
         ),
     ]
+    if "measured" in merged:  # merge --measured: blocks to review and commit as measured oracles
+        sections.append(
+            (
+                f"## Measured expectation blocks ({len(measured)} files)",
+                header("file", "os", "suite", "cells observed", "disagreed with gate"),
+                measured,
+            )
+        )
     return fit(head, sections, limit, where)

@@ -27,7 +27,8 @@ def host_key(info: dict[str, Any]) -> str:
     h = info["host"]
     return (
         f"{h['os']} {h['os_release']} ({h['kernel']}, {h['machine']}) python {h['python']} "
-        f"gate={info['gate']} isolation={info['isolation']}"
+        f"gate={info['gate']} isolation={info['isolation']} "
+        f"{'privileged' if h['admin'] else 'unprivileged'}"  # CI's sudo pass is its own column
     )
 
 
