@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 
 from pytest_bindconform.host import can_bind, os_family
 from pytest_bindconform.libraries import LibraryProfile, factory, load_file, profiles
-from pytest_bindconform.libraries.loader import MOVING_REFS
+from pytest_bindconform.libraries.loader import MOVING_REFS, check_unique
 from pytest_bindconform.libraries.readback import read, v6only_default
+from pytest_bindconform.libraries.table import markdown
 from pytest_bindconform.model import OPTION_NAMES, OS_FAMILIES
 from pytest_bindconform.yamlsrc import CaseFileError
 
@@ -192,11 +194,27 @@ def test_a_good_file_loads_with_unknown_oses_left_out() -> None:
 @pytest.mark.parametrize(
     "change,expected",
     [
-        (("linux: [SO_REUSEADDR]", "linx: [SO_REUSEADDR]"), "bad.yaml:9:7: unknown key 'linx'"),
-        (("[SO_REUSEADDR]", "[SO_REUSEADRR]"), "did you mean 'SO_REUSEADDR'?"),
-        (("transport: tcp", "transport: sctp"), "bad.yaml:6:16: profiles[0].transport: 'sctp'"),
-        (("/blob/v1.0/", "/blob/main/"), "bad.yaml:7:13: "),
-        (("#L10-L12", ""), "with a line anchor"),
+        (
+            ("linux: [SO_REUSEADDR]", "linx: [SO_REUSEADDR]"),
+            "bad.yaml:9:7: unknown key 'linx' in profiles[0].options; valid choices: "
+            "windows, linux, darwin, freebsd; did you mean 'linux'?",
+        ),
+        (
+            ("[SO_REUSEADDR]", "[SO_REUSEADRR]"),
+            "bad.yaml:9:15: profiles[0].options.linux[0]: 'SO_REUSEADRR' is not allowed; "
+            "valid choices: SO_REUSEADDR, SO_REUSEPORT, SO_REUSEPORT_LB, SO_EXCLUSIVEADDRUSE; "
+            "did you mean 'SO_REUSEADDR'?",
+        ),
+        (
+            ("transport: tcp", "transport: sctp"),
+            "bad.yaml:6:16: profiles[0].transport: 'sctp' is not allowed; valid choices: tcp, udp",
+        ),
+        (
+            ("#L10-L12", ""),
+            "bad.yaml:7:13: profiles[0].source: "
+            "'https://github.com/example/example/blob/v1.0/src/net.c' is not a GitHub source URL "
+            "pinned at a tag or commit, with a line anchor",
+        ),
         (('    call: "example.listen(port)"\n', ""), "required key 'call' is missing"),
         (("id: example.listen", "id: 'bad id'"), "profile id 'bad id' is not valid"),
         (('version: "1.0"', "version: 1.0"), "expected a string, got the number 1.0"),
@@ -206,7 +224,7 @@ def test_a_bad_profile_file_says_where_and_what(change: tuple[str, str], expecte
     old, new = change
     assert old in GOOD
     errors = _errors(GOOD.replace(old, new, 1))
-    assert any(expected in e for e in errors), errors
+    assert any(e.startswith(expected) or expected in e for e in errors), errors
 
 
 def test_a_moving_branch_is_refused_with_the_reason() -> None:
@@ -224,3 +242,23 @@ def test_an_os_cannot_both_set_options_and_fail() -> None:
 def test_yaml_syntax_errors_keep_their_position() -> None:
     (error,) = _errors(GOOD.replace("options:\n", "options: [\n"))
     assert error.startswith("bad.yaml:") and "YAML syntax error" in error
+
+
+def test_a_duplicate_id_across_files_names_both_places(tmp_path: Path) -> None:
+    (first,) = load_file(GOOD, "a.yaml")
+    with pytest.raises(
+        CaseFileError,
+        match=r"b\.yaml:4:1: duplicate profile id 'example.listen' "
+        r"\(first at a\.yaml:4\)",
+    ):
+        check_unique([first, *load_file(GOOD, "b.yaml")])
+
+
+def test_the_docs_table_is_what_the_data_says() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "libraries.md").read_text(encoding="utf-8")
+    begin = page.index("<!-- library-table")
+    start = page.index("\n", begin) + 1
+    end = page.index("<!-- /library-table -->")
+    assert page[start:end] == markdown(profiles()), (
+        "docs/libraries.md is out of date: paste pytest_bindconform.libraries.table.markdown()"
+    )

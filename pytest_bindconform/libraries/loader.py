@@ -146,32 +146,36 @@ def load_file(text: str, filename: str) -> list[LibraryProfile]:
     ]
 
 
+def check_unique(loaded: list[LibraryProfile]) -> None:
+    """Ids name candidates in reports: one id, one call, across all files."""
+    seen: dict[str, str] = {}
+    errors: list[CaseError] = []
+    for profile in loaded:
+        where, line = profile.file.rsplit(":", 1)
+        if profile.id in seen:
+            message = f"duplicate profile id {profile.id!r} (first at {seen[profile.id]})"
+            errors.append(CaseError(where, int(line), 1, message))
+        seen.setdefault(profile.id, profile.file)
+    if errors:
+        raise CaseFileError(errors)
+
+
 @cache
 def _shipped() -> tuple[LibraryProfile, ...]:
     found: list[LibraryProfile] = []
     errors: list[CaseError] = []
-    seen: dict[str, str] = {}
     folder = resources.files(__package__).joinpath(DATA)
     for item in sorted(folder.iterdir(), key=lambda p: p.name):
         if not item.name.endswith(".yaml"):
             continue
         display = f"pytest_bindconform/libraries/{DATA}/{item.name}"  # same on every OS
         try:
-            loaded = load_file(item.read_text(encoding="utf-8"), display)
+            found += load_file(item.read_text(encoding="utf-8"), display)
         except CaseFileError as exc:
             errors += exc.errors
-            continue
-        for profile in loaded:
-            if profile.id in seen:
-                line = int(profile.file.rsplit(":", 1)[1])
-                first = seen[profile.id]
-                message = f"duplicate profile id {profile.id!r} (first at {first})"
-                errors.append(CaseError(display, line, 1, message))
-                continue
-            seen[profile.id] = profile.file
-            found.append(profile)
     if errors:
         raise CaseFileError(errors)
+    check_unique(found)
     return tuple(found)
 
 
