@@ -17,7 +17,7 @@ import pytest
 from pytest_bindconform.host import can_bind, os_family
 from pytest_bindconform.libraries import LibraryProfile, factory, load_file, profiles
 from pytest_bindconform.libraries.loader import MOVING_REFS, check_unique
-from pytest_bindconform.libraries.readback import read, v6only_default
+from pytest_bindconform.libraries.readback import called, read, v6only_default
 from pytest_bindconform.libraries.table import markdown
 from pytest_bindconform.model import OPTION_NAMES, OS_FAMILIES
 from pytest_bindconform.yamlsrc import CaseFileError
@@ -156,6 +156,13 @@ def test_factory_stays_usable_after_its_loop_or_server_is_gone(profile: LibraryP
                 peer.sendto(b"x", ("127.0.0.1", port))
                 sock.settimeout(2)
                 assert sock.recv(16) == b"x"
+
+
+def test_called_reads_the_real_call_and_declines_the_rest() -> None:
+    assert called("go.net.Listen", "inet", "stream", "127.0.0.1") is None
+    got = called("socketserver.UDPServer", "inet", "dgram", "127.0.0.1")
+    assert got is not None and got.v6only is None
+    assert got.options == ()  # UDPServer sets nothing, on every OS the profile describes
 
 
 def test_factory_refuses_the_wrong_socket_type() -> None:

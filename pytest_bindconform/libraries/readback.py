@@ -33,6 +33,17 @@ def read(sock: socket.socket) -> Readback:
     return Readback(tuple(on), v6only)
 
 
+def called(profile_id: str, family: str, type: str, address: str) -> Readback | None:
+    """What the real call behind a profile sets here (None: not callable on this host)."""
+    from .factories import factory
+
+    make = factory(profile_id)
+    if make is None:
+        return None
+    with make(family, type, address, 0) as sock:
+        return read(sock)
+
+
 def v6only_default(type: int) -> bool | None:
     """IPV6_V6ONLY a fresh AF_INET6 socket of this type gets here (what 'leaves it' means)."""
     if not socket.has_ipv6:
