@@ -170,6 +170,8 @@ def test_factory_refuses_the_wrong_socket_type() -> None:
     assert make is not None
     with pytest.raises(ValueError, match="stream sockets only"):
         make("inet", "dgram", "127.0.0.1", 0)
+    with pytest.raises(ValueError, match="family 'inet7' is not one of inet, inet6"):
+        make("inet7", "stream", "127.0.0.1", 0)
 
 
 GOOD = """\

@@ -15,7 +15,8 @@ import socket
 import socketserver
 from collections.abc import Callable
 
-from ..ops import FAMILIES, TYPES
+from ..ops import FAMILIES
+from .loader import profiles
 
 Factory = Callable[[str, str, str, int], socket.socket]
 
@@ -25,9 +26,15 @@ def _need(kind: str, wanted: str, profile: str) -> None:
         raise ValueError(f"{profile} makes {wanted} sockets only, not {kind!r}")
 
 
+def _family(family: str) -> int:
+    if family not in FAMILIES:
+        raise ValueError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
+    return FAMILIES[family]
+
+
 def _server_class(base: type[socketserver.TCPServer], family: str) -> type[socketserver.TCPServer]:
     # socketserver picks the family from a class attribute: a subclass is how users get IPv6
-    attrs = {"address_family": FAMILIES[family]}
+    attrs: dict[str, object] = {"address_family": _family(family)}
     if issubclass(base, http.server.HTTPServer):
         # HTTPServer.server_bind adds only socket.getfqdn(host) after TCPServer.server_bind
         # (which sets the options and binds): skipping it keeps a name lookup off the network
@@ -46,7 +53,7 @@ def _socketserver(base: type[socketserver.TCPServer], kind: str) -> Factory:
 
 def _create_server(family: str, type: str, address: str, port: int) -> socket.socket:
     _need(type, "stream", "socket.create_server")
-    return socket.create_server((address, port), family=FAMILIES[family])
+    return socket.create_server((address, port), family=_family(family))
 
 
 def _detach(sock: socket.socket) -> socket.socket:
@@ -62,7 +69,7 @@ def _asyncio_server(family: str, type: str, address: str, port: int) -> socket.s
     try:
         server = loop.run_until_complete(
             # start_serving (the default) is what calls listen(); the dup keeps listening
-            loop.create_server(asyncio.Protocol, address, port, family=FAMILIES[family])
+            loop.create_server(asyncio.Protocol, address, port, family=_family(family))
         )
         try:
             return _detach(server.sockets[0])
@@ -79,7 +86,7 @@ def _asyncio_datagram(family: str, type: str, address: str, port: int) -> socket
     try:
         transport, _ = loop.run_until_complete(
             loop.create_datagram_endpoint(
-                asyncio.DatagramProtocol, local_addr=(address, port), family=FAMILIES[family]
+                asyncio.DatagramProtocol, local_addr=(address, port), family=_family(family)
             )
         )
         try:
@@ -100,13 +107,10 @@ FACTORIES: dict[str, Factory] = {
     "asyncio.create_server": _asyncio_server,
     "asyncio.create_datagram_endpoint": _asyncio_datagram,
 }
-assert set(TYPES) == {"stream", "dgram"}
 
 
 def factory(profile_id: str) -> Factory | None:
     """The real call behind a profile on this host, or None (not the standard library)."""
-    from .loader import profiles
-
     for profile in profiles():
         if profile.id == profile_id:
             return FACTORIES.get(profile.factory) if profile.factory else None

@@ -10,6 +10,7 @@ import socket
 from dataclasses import dataclass
 
 from ..host import available_options
+from .factories import factory
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,6 @@ def read(sock: socket.socket) -> Readback:
 
 def called(profile_id: str, family: str, type: str, address: str) -> Readback | None:
     """What the real call behind a profile sets here (None: not callable on this host)."""
-    from .factories import factory
-
     make = factory(profile_id)
     if make is None:
         return None
