@@ -43,6 +43,7 @@ SUFFIX = ".bind.yaml"
 NEAR_SUFFIXES = (SUFFIX, ".bind.yml")  # in lower case: names meant as case files
 SOCKET_DEFAULTS: dict[str, Any] = {"family": "inet", "type": "stream", "address": "wildcard"}
 VARIANT_AXES = ("type", "family", "state")
+MAX_CELLS = 20_000  # per suite; the largest shipped suite has 1,024
 MAX_CHOICES = 30  # a suite may declare thousands of names; a message lists this many
 
 
@@ -192,10 +193,26 @@ def _describe(error: jsonschema.ValidationError, src: Located, filename: str) ->
                 "'.', '_' and '-', starting with a letter or digit)"
             )
         ]
+    if error.validator == "uniqueItems" and isinstance(instance, list):
+        again = _repeated(instance)
+        return [
+            at(f"{where}: {excerpt(instance[again])} is listed twice", src.where((*path, again)))
+        ]
     if error.validator in ("minItems", "minLength", "minProperties") and value == 1:
         return [at(f"{where}: must not be empty")]
     # jsonschema's own words quote the whole value, which may be megabytes long
     return [at(f"{where}: {error.message.replace(repr(instance), excerpt(instance))}")]
+
+
+def _repeated(items: list[Any]) -> int:
+    """Index of the first item equal to an earlier one (items may be unhashable)."""
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        key = json.dumps(item, sort_keys=True, default=str)
+        if key in seen:
+            return i
+        seen.add(key)
+    return 0
 
 
 def validate(src: Located, filename: str) -> list[CaseError]:
@@ -232,6 +249,7 @@ class _Builder:
         self.src = src
         self.file = filename
         self.errors: list[CaseError] = []
+        self.planned = 0  # cells the suite expands to so far
         self.data: dict[str, Any] = src.data
 
     def error(self, path: Path, message: str, *, key: bool = False) -> None:
@@ -240,6 +258,21 @@ class _Builder:
 
     def line(self, path: Path) -> int:
         return self.src.where(path)[0]
+
+    def room_for(self, cells: int, path: Path) -> bool:
+        """Count cells before making them: a small file can multiply into millions."""
+        over = self.planned > MAX_CELLS
+        self.planned += cells
+        if self.planned <= MAX_CELLS:
+            return True
+        if not over:
+            self.error(
+                path,
+                f"the suite expands to more than {MAX_CELLS} cells here (profiles x variants x "
+                "cases or grid cells; the largest shipped suite has 1,024); split it into "
+                "several files",
+            )
+        return False
 
     # -- suite level -------------------------------------------------------
     def build(self) -> Suite:
@@ -431,6 +464,11 @@ class _Builder:
         }
         cells = []
         profiles: list[str | None] = list(suite.profiles) or [None]
+        merged = sum(len(_alternatives(v)) for v in rows["values"]) * sum(
+            len(_alternatives(v)) for v in cols["values"]
+        )
+        if not self.room_for(len(profiles) * max(1, len(variants)) * merged, base):
+            return []
         for profile, variant in itertools.product(profiles, variants or [{}]):
             for r, c in itertools.product(range(n_rows), range(n_cols)):
                 exps = []
@@ -663,6 +701,10 @@ class _Builder:
         return Step(call, sock, argument)
 
     def case(self, case: dict[str, Any], path: Path, suite: Suite) -> list[Cell]:
+        profiles: list[str | None] = list(suite.profiles) or [None]
+        variants = self.variants(case.get("variants"))
+        if not self.room_for(len(profiles) * max(1, len(variants)), path):
+            return []
         names = set(case["sockets"])
         steps = [
             self.parse_step(s, names, (*path, "steps", i)) for i, s in enumerate(case["steps"])
@@ -693,7 +735,7 @@ class _Builder:
                 fields.get("options", []), (*path, "sockets", sname, "options"), suite
             )
         exp_by_profile: dict[str | None, list[Expectation]] = {}
-        profiles: list[str | None] = list(suite.profiles) or [None]
+        known = set(profiles)  # thousands of profiles: a list would make this quadratic
         for oid, value in case["expect"].items():
             epath: Path = (*path, "expect", oid)
             oracle = suite.oracles.get(oid)
@@ -706,7 +748,7 @@ class _Builder:
                 continue
             per_profile = value if isinstance(value, dict) else {p: value for p in profiles}
             for p, token in per_profile.items():
-                if p not in profiles:
+                if p not in known:
                     self.error(
                         (*epath, str(p)),
                         f"unknown profile {excerpt(p)}; " + _profiles_hint(suite.profiles, str(p)),
@@ -735,6 +777,14 @@ class _Builder:
                     receiver if isinstance(receiver, dict) else {p: receiver for p in profiles}
                 )
                 for p, who in per_profile.items():
+                    if p not in known:
+                        self.error(
+                            (*dpath, str(p)),
+                            f"unknown profile {excerpt(p)}; "
+                            + _profiles_hint(suite.profiles, str(p)),
+                            key=True,
+                        )
+                        continue
                     if who not in valid:
                         self.error(
                             dpath,
@@ -744,7 +794,6 @@ class _Builder:
                         continue
                     exps = exp_by_profile.get(p, [])
                     exps[:] = [replace(e, receiver=who) if e.oracle == oid else e for e in exps]
-        variants = self.variants(case.get("variants"))
         line = self.line(path)
         cells = []
         for profile, variant in itertools.product(profiles, variants or [{}]):
@@ -943,7 +992,9 @@ def parse_suite(raw: bytes, filename: str) -> Suite:
     if not isinstance(src.data, dict):
         got = "an empty file" if src.data is None else f"a {type(src.data).__name__}"
         raise _one(
-            filename, 1, 1, f"a case file must be a mapping starting with 'format: 1', got {got}"
+            filename,
+            *src.where(()),
+            f"a case file must be a mapping starting with 'format: 1', got {got}",
         )
     errors = validate(src, filename)
     if errors:
