@@ -37,11 +37,14 @@ from .model import (
     Suite,
 )
 from .oracles import SHIPPED_PROFILES
-from .yamlsrc import CaseError, CaseFileError, Located, Path, load
+from .yamlsrc import MAX_BYTES, CaseError, CaseFileError, Located, Path, excerpt, load
 
 SUFFIX = ".bind.yaml"
+NEAR_SUFFIXES = (SUFFIX, ".bind.yml")  # in lower case: names meant as case files
 SOCKET_DEFAULTS: dict[str, Any] = {"family": "inet", "type": "stream", "address": "wildcard"}
 VARIANT_AXES = ("type", "family", "state")
+MAX_CELLS = 20_000  # per suite; the largest shipped suite has 1,024
+MAX_CHOICES = 30  # a suite may declare thousands of names; a message lists this many
 
 
 @cache
@@ -62,10 +65,14 @@ def _suggest(value: object, choices: list[str]) -> str:
     if not choices:
         return "there are no valid choices: none is declared"
     text = str(value)
-    same_but_case = [c for c in choices if c.lower() == text.lower() and c != text]
-    close = same_but_case or difflib.get_close_matches(text, choices, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"valid choices: {', '.join(choices)}{hint}"
+    hint = ""
+    if len(text) <= 100:  # difflib on a megabyte of text would take its time
+        same_but_case = [c for c in choices if c.lower() == text.lower() and c != text]
+        close = same_but_case or difflib.get_close_matches(text, choices, n=1)
+        hint = f"; did you mean {excerpt(close[0])}?" if close else ""
+    shown = [c if len(c) <= 60 else excerpt(c) for c in choices[:MAX_CHOICES]]
+    more = f", … ({len(choices) - MAX_CHOICES} more)" if len(choices) > MAX_CHOICES else ""
+    return f"valid choices: {', '.join(shown)}{more}{hint}"
 
 
 def _leaf_errors(error: jsonschema.ValidationError) -> Iterator[jsonschema.ValidationError]:
@@ -108,7 +115,10 @@ def _describe(error: jsonschema.ValidationError, src: Located, filename: str) ->
         "date": "the date",
     }
     path: Path = tuple(error.absolute_path)
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    where = "".join(
+        f"[{p}]" if isinstance(p, int) else f".{p if len(str(p)) <= 60 else excerpt(p)}"
+        for p in path
+    ).lstrip(".")
     where = where or "the top level"
     instance = error.instance
     value: Any = error.validator_value
@@ -118,7 +128,7 @@ def _describe(error: jsonschema.ValidationError, src: Located, filename: str) ->
         if it is None:
             return "nothing (an empty value)"
         kind = type(it).__name__
-        return f"{kinds.get(kind, kind)} {it!r}"
+        return f"{kinds.get(kind, kind)} {excerpt(it)}"
 
     def at(message: str, line_col: tuple[int, int] | None = None) -> CaseError:
         line, col = line_col or src.where(path)
@@ -128,7 +138,7 @@ def _describe(error: jsonschema.ValidationError, src: Located, filename: str) ->
         allowed = list(schema.get("properties", {}))
         return [
             at(
-                f"unknown key {key!r} in {where}; {_suggest(key, allowed)}",
+                f"unknown key {excerpt(key)} in {where}; {_suggest(key, allowed)}",
                 src.where((*path, key), key=True),
             )
             for key in instance
@@ -137,8 +147,8 @@ def _describe(error: jsonschema.ValidationError, src: Located, filename: str) ->
     if "propertyNames" in error.schema_path and isinstance(instance, str):
         return [
             at(
-                f"key {instance!r} in {where} is not a valid name (lower-case letters, digits, "
-                "'.', '_' and '-', starting with a letter or digit)",
+                f"key {excerpt(instance)} in {where} is not a valid name (lower-case letters, "
+                "digits, '.', '_' and '-', starting with a letter or digit)",
                 src.where((*path, instance), key=True),
             )
         ]
@@ -149,14 +159,14 @@ def _describe(error: jsonschema.ValidationError, src: Located, filename: str) ->
             if bad:
                 return [
                     at(
-                        f"{where}: {bad[0]!r} in {instance!r} is not allowed; "
+                        f"{where}: {excerpt(bad[0])} in {excerpt(instance)} is not allowed; "
                         + _suggest(bad[0], [c for c in choices if "|" not in c])
                     )
                 ]
         if not isinstance(instance, str) or str(instance) in choices:
             expected = choices[0] if len(choices) == 1 else f"one of {', '.join(choices)}"
             return [at(f"{where}: expected {expected}, got {got(instance)}")]
-        return [at(f"{where}: {instance!r} is not allowed; {_suggest(instance, choices)}")]
+        return [at(f"{where}: {excerpt(instance)} is not allowed; {_suggest(instance, choices)}")]
     if error.validator == "required" and isinstance(instance, dict):
         needed = list(value)
         missing = [k for k in needed if k not in instance]
@@ -179,13 +189,30 @@ def _describe(error: jsonschema.ValidationError, src: Located, filename: str) ->
     if error.validator == "pattern":
         return [
             at(
-                f"{where}: {instance!r} is not a valid id (lower-case letters, digits, "
+                f"{where}: {excerpt(instance)} is not a valid id (lower-case letters, digits, "
                 "'.', '_' and '-', starting with a letter or digit)"
             )
         ]
+    if error.validator == "uniqueItems" and isinstance(instance, list):
+        again = _repeated(instance)
+        return [
+            at(f"{where}: {excerpt(instance[again])} is listed twice", src.where((*path, again)))
+        ]
     if error.validator in ("minItems", "minLength", "minProperties") and value == 1:
         return [at(f"{where}: must not be empty")]
-    return [at(f"{where}: {error.message}")]
+    # jsonschema's own words quote the whole value, which may be megabytes long
+    return [at(f"{where}: {error.message.replace(repr(instance), excerpt(instance))}")]
+
+
+def _repeated(items: list[Any]) -> int:
+    """Index of the first item equal to an earlier one (items may be unhashable)."""
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        key = json.dumps(item, sort_keys=True, default=str)
+        if key in seen:
+            return i
+        seen.add(key)
+    return 0
 
 
 def validate(src: Located, filename: str) -> list[CaseError]:
@@ -207,7 +234,7 @@ def validate(src: Located, filename: str) -> list[CaseError]:
                     filename,
                     line,
                     col,
-                    f"duplicate case id {case_id!r} (first at "
+                    f"duplicate case id {excerpt(case_id)} (first at "
                     f"line {first[case_id][0]}, column {first[case_id][1]})",
                 )
             )
@@ -222,6 +249,7 @@ class _Builder:
         self.src = src
         self.file = filename
         self.errors: list[CaseError] = []
+        self.planned = 0  # cells the suite expands to so far
         self.data: dict[str, Any] = src.data
 
     def error(self, path: Path, message: str, *, key: bool = False) -> None:
@@ -231,6 +259,21 @@ class _Builder:
     def line(self, path: Path) -> int:
         return self.src.where(path)[0]
 
+    def room_for(self, cells: int, path: Path) -> bool:
+        """Count cells before making them: a small file can multiply into millions."""
+        over = self.planned > MAX_CELLS
+        self.planned += cells
+        if self.planned <= MAX_CELLS:
+            return True
+        if not over:
+            self.error(
+                path,
+                f"the suite expands to more than {MAX_CELLS} cells here (profiles x variants x "
+                "cases or grid cells; the largest shipped suite has 1,024); split it into "
+                "several files",
+            )
+        return False
+
     # -- suite level -------------------------------------------------------
     def build(self) -> Suite:
         d = self.data
@@ -238,7 +281,7 @@ class _Builder:
         ref_ids = [r.id for r in refs]
         for i, ref_id in enumerate(ref_ids):
             if ref_ids.index(ref_id) != i:
-                self.error(("references", i, "id"), f"duplicate reference id {ref_id!r}")
+                self.error(("references", i, "id"), f"duplicate reference id {excerpt(ref_id)}")
         profiles = self.profiles()
         oracles = self.oracles(ref_ids, profiles)
         suite = Suite(
@@ -250,6 +293,7 @@ class _Builder:
             oracles=oracles,
             profiles=profiles,
             facts=tuple(d.get("facts", [])),
+            id_position=self.src.where(("id",)),
         )
         if "grid" in d:
             suite.cells += self.grid(d["grid"], suite)
@@ -265,7 +309,8 @@ class _Builder:
                         self.file,
                         cell.line,
                         1,
-                        f"duplicate case id {cell.name!r} (first at line {seen[cell.name].line})",
+                        f"duplicate case id {excerpt(cell.name)} "
+                        f"(first at line {seen[cell.name].line})",
                     )
                 )
             else:
@@ -285,7 +330,7 @@ class _Builder:
                     posix={k: tuple(v) for k, v in entry["posix"].items()},
                 )
             if profile.id in result:
-                self.error(("profiles", i), f"profile {profile.id!r} listed twice")
+                self.error(("profiles", i), f"profile {excerpt(profile.id)} listed twice")
             result[profile.id] = profile
         return result
 
@@ -296,7 +341,7 @@ class _Builder:
             if "reference" in o and o["reference"] not in ref_ids:
                 self.error(
                     (*path, "reference"),
-                    f"oracle {oid!r} cites unknown reference {o['reference']!r}; "
+                    f"oracle {excerpt(oid)} cites unknown reference {excerpt(o['reference'])}; "
                     + _suggest(o["reference"], ref_ids),
                 )
             profs = o.get("profiles", "any")
@@ -305,7 +350,7 @@ class _Builder:
                     if p not in profiles:
                         self.error(
                             (*path, "profiles", j),
-                            f"unknown profile {p!r}; " + _profiles_hint(profiles, p),
+                            f"unknown profile {excerpt(p)}; " + _profiles_hint(profiles, p),
                         )
             applies = o["applies"]
             result[oid] = Oracle(
@@ -339,7 +384,7 @@ class _Builder:
             if item in ROLES and item != "default" and not suite.profiles:
                 self.error(
                     (*path, i),
-                    f"option role {item!r} needs a profile to resolve it; add "
+                    f"option role {excerpt(item)} needs a profile to resolve it; add "
                     "'profiles: [reuseport]' (or reuseaddr) to the suite, or use a raw option "
                     f"name ({', '.join(OPTION_NAMES)})",
                 )
@@ -352,7 +397,7 @@ class _Builder:
             except ValueError:
                 self.error(
                     (*path, "address"),
-                    f"address {address!r} is neither a role nor an IP literal; "
+                    f"address {excerpt(address)} is neither a role nor an IP literal; "
                     + _suggest(address, list(ADDRESS_ROLES)),
                 )
                 return
@@ -362,7 +407,7 @@ class _Builder:
                     (*path, "address"), f"address {address} needs family {want}, not {family}"
                 )
         elif address.startswith("v4mapped") and family != "inet6":
-            self.error((*path, "address"), f"address role {address!r} needs family inet6")
+            self.error((*path, "address"), f"address role {excerpt(address)} needs family inet6")
         if fields.get("v6only") is not None and family != "inet6":
             self.error((*path, "v6only"), "v6only only applies to family inet6")
 
@@ -419,6 +464,11 @@ class _Builder:
         }
         cells = []
         profiles: list[str | None] = list(suite.profiles) or [None]
+        merged = sum(len(_alternatives(v)) for v in rows["values"]) * sum(
+            len(_alternatives(v)) for v in cols["values"]
+        )
+        if not self.room_for(len(profiles) * max(1, len(variants)) * merged, base):
+            return []
         for profile, variant in itertools.product(profiles, variants or [{}]):
             for r, c in itertools.product(range(n_rows), range(n_cols)):
                 exps = []
@@ -433,8 +483,8 @@ class _Builder:
                     if "|" in token and token.count("|") + 1 != n_alt:
                         self.error(
                             (*base, "expect", b_index, "table", r, c),
-                            f"{token!r} gives {token.count('|') + 1} outcomes but this cell merges "
-                            f"{n_alt} option sets",
+                            f"{excerpt(token)} gives {token.count('|') + 1} outcomes but this "
+                            f"cell merges {n_alt} option sets",
                         )
                         continue
                     exps.append(
@@ -494,14 +544,14 @@ class _Builder:
             if oracle is None:
                 self.error(
                     (*path, "oracle"),
-                    f"unknown oracle {block['oracle']!r}; "
+                    f"unknown oracle {excerpt(block['oracle'])}; "
                     + _suggest(block["oracle"], list(suite.oracles)),
                 )
                 continue
             if "profile" in block and block["profile"] not in suite.profiles:
                 self.error(
                     (*path, "profile"),
-                    f"unknown profile {block['profile']!r}; "
+                    f"unknown profile {excerpt(block['profile'])}; "
                     + _profiles_hint(suite.profiles, block["profile"]),
                 )
                 continue
@@ -510,8 +560,8 @@ class _Builder:
                 what = "missing" if len(table) < n_rows else "extra"
                 self.error(
                     (*path, "table", n_rows) if len(table) > n_rows else (*path, "table"),
-                    f"grid table for {oracle.id!r} has {len(table)} rows, the grid has {n_rows} "
-                    f"({what} row)",
+                    f"grid table for {excerpt(oracle.id)} has {len(table)} rows, the grid has "
+                    f"{n_rows} ({what} row)",
                 )
                 continue
             shape_ok = True
@@ -520,7 +570,7 @@ class _Builder:
                     what = "missing" if len(row) < n_cols else "extra"
                     self.error(
                         (*path, "table", r),
-                        f"row {r + 1} of the {oracle.id!r} table has {len(row)} cells, "
+                        f"row {r + 1} of the {excerpt(oracle.id)} table has {len(row)} cells, "
                         f"the grid has {n_cols} columns ({what} cell)",
                     )
                     shape_ok = False
@@ -545,7 +595,7 @@ class _Builder:
             if not live:
                 self.error(
                     (*path, "profile"),
-                    f"oracle {oracle.id!r} does not apply under profile {profiles}",
+                    f"oracle {excerpt(oracle.id)} does not apply under profile {profiles}",
                 )
                 continue
             for p, v in itertools.product(live, matched):
@@ -553,8 +603,8 @@ class _Builder:
                 if key in claimed:
                     self.error(
                         path,
-                        f"expectations for {oracle.id!r} overlap with block {claimed[key] + 1} on "
-                        f"{key[2] or 'all cells'} (profile {p})",
+                        f"expectations for {excerpt(oracle.id)} overlap with block "
+                        f"{claimed[key] + 1} on {key[2] or 'all cells'} (profile {p})",
                     )
                 claimed[key] = b
             blocks.append((block, oracle))
@@ -614,20 +664,25 @@ class _Builder:
         parts = text.split()
         usage = "'<call> <socket>' or '<call> <socket> <argument>', e.g. 'bind first'"
         if len(parts) not in (2, 3):
-            self.error(path, f"step {text!r} must be {usage}")
+            self.error(path, f"step {excerpt(text)} must be {usage}")
             return None
         call, sock = parts[0], parts[1]
         argument = parts[2] if len(parts) == 3 else ""
         if call not in CALLS:
             self.error(
-                path, f"unknown call {call!r} in step {text!r}; " + _suggest(call, list(CALLS))
+                path,
+                f"unknown call {excerpt(call)} in step {excerpt(text)}; "
+                + _suggest(call, list(CALLS)),
             )
             return None
         if sock not in sockets and not (sock.endswith(".conn") and sock[:-5] in sockets):
             valid = sorted(sockets) + [
                 f"{name}.conn (after 'accept {name}')" for name in sorted(sockets)
             ]
-            self.error(path, f"unknown socket {sock!r} in step {text!r}; " + _suggest(sock, valid))
+            self.error(
+                path,
+                f"unknown socket {excerpt(sock)} in step {excerpt(text)}; " + _suggest(sock, valid),
+            )
             return None
         needs = {
             "setsockopt": list(OPTION_NAMES) + list(ROLES),
@@ -636,15 +691,20 @@ class _Builder:
         if call in needs and argument not in needs[call]:
             what = "an option" if call == "setsockopt" else "an address role or a socket name"
             self.error(
-                path, f"step {text!r}: {call} needs {what}; " + _suggest(argument, needs[call])
+                path,
+                f"step {excerpt(text)}: {call} needs {what}; " + _suggest(argument, needs[call]),
             )
             return None
         if call not in needs and argument:
-            self.error(path, f"step {text!r}: {call} takes no argument")
+            self.error(path, f"step {excerpt(text)}: {call} takes no argument")
             return None
         return Step(call, sock, argument)
 
     def case(self, case: dict[str, Any], path: Path, suite: Suite) -> list[Cell]:
+        profiles: list[str | None] = list(suite.profiles) or [None]
+        variants = self.variants(case.get("variants"))
+        if not self.room_for(len(profiles) * max(1, len(variants)), path):
+            return []
         names = set(case["sockets"])
         steps = [
             self.parse_step(s, names, (*path, "steps", i)) for i, s in enumerate(case["steps"])
@@ -660,7 +720,7 @@ class _Builder:
             if wanted not in real_steps:
                 self.error(
                     (*path, "test"),
-                    f"step under test {case['test']!r} is not among the steps: "
+                    f"step under test {excerpt(case['test'])} is not among the steps: "
                     f"{', '.join(map(str, real_steps))}",
                 )
                 return []
@@ -675,23 +735,23 @@ class _Builder:
                 fields.get("options", []), (*path, "sockets", sname, "options"), suite
             )
         exp_by_profile: dict[str | None, list[Expectation]] = {}
-        profiles: list[str | None] = list(suite.profiles) or [None]
+        known = set(profiles)  # thousands of profiles: a list would make this quadratic
         for oid, value in case["expect"].items():
             epath: Path = (*path, "expect", oid)
             oracle = suite.oracles.get(oid)
             if oracle is None:
                 self.error(
                     epath,
-                    f"unknown oracle {oid!r}; " + _suggest(oid, list(suite.oracles)),
+                    f"unknown oracle {excerpt(oid)}; " + _suggest(oid, list(suite.oracles)),
                     key=True,
                 )
                 continue
             per_profile = value if isinstance(value, dict) else {p: value for p in profiles}
             for p, token in per_profile.items():
-                if p not in profiles:
+                if p not in known:
                     self.error(
                         (*epath, str(p)),
-                        f"unknown profile {p!r}; " + _profiles_hint(suite.profiles, str(p)),
+                        f"unknown profile {excerpt(p)}; " + _profiles_hint(suite.profiles, str(p)),
                         key=True,
                     )
                     continue
@@ -709,7 +769,7 @@ class _Builder:
             if oid not in suite.oracles:
                 self.error(
                     dpath,
-                    f"unknown oracle {oid!r}; " + _suggest(oid, list(suite.oracles)),
+                    f"unknown oracle {excerpt(oid)}; " + _suggest(oid, list(suite.oracles)),
                     key=True,
                 )
             else:
@@ -717,16 +777,23 @@ class _Builder:
                     receiver if isinstance(receiver, dict) else {p: receiver for p in profiles}
                 )
                 for p, who in per_profile.items():
+                    if p not in known:
+                        self.error(
+                            (*dpath, str(p)),
+                            f"unknown profile {excerpt(p)}; "
+                            + _profiles_hint(suite.profiles, str(p)),
+                            key=True,
+                        )
+                        continue
                     if who not in valid:
                         self.error(
                             dpath,
-                            f"receiver {who!r} is not a socket of this case; "
+                            f"receiver {excerpt(who)} is not a socket of this case; "
                             + _suggest(who, valid),
                         )
                         continue
                     exps = exp_by_profile.get(p, [])
                     exps[:] = [replace(e, receiver=who) if e.oracle == oid else e for e in exps]
-        variants = self.variants(case.get("variants"))
         line = self.line(path)
         cells = []
         for profile, variant in itertools.product(profiles, variants or [{}]):
@@ -874,40 +941,60 @@ def _expectation(oracle: str, token: str, line: int) -> Expectation:
     return Expectation(oracle=oracle, outcome=outcome, undefined_delivery=undefined, line=line)
 
 
+def _one(filename: str, line: int, column: int, message: str) -> CaseFileError:
+    return CaseFileError([CaseError(filename, line, column, message)])
+
+
+def read_case_file(path: FsPath | str, filename: str) -> bytes:
+    """The file's bytes, read no further than MAX_BYTES: a bigger file is not a case file."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise _one(filename, 1, 1, f"cannot read case file: {exc}") from None
+    if len(raw) > MAX_BYTES:
+        raise _one(
+            filename,
+            1,
+            1,
+            f"case file is larger than the limit of {MAX_BYTES} bytes (the largest shipped "
+            "suite is 40 kB); split it into several files",
+        )
+    return raw
+
+
+def _decode(raw: bytes, filename: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = raw.rfind(b"\n", 0, exc.start) + 1
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = len(raw[start : exc.start].decode("utf-8", "replace")) + 1
+        raise _one(
+            filename,
+            line,
+            column,
+            f"not UTF-8: byte {raw[exc.start]:#04x} cannot be decoded; case files must be "
+            "saved as UTF-8",
+        ) from None
+
+
 def load_suite(path: FsPath | str, display: str | None = None) -> Suite:
     """Load one case file; raise CaseFileError listing every problem in it."""
     filename = display or str(path)
-    try:
-        raw = FsPath(path).read_bytes()
-        text = raw.decode("utf-8")
-    except OSError as exc:
-        raise CaseFileError([CaseError(filename, 1, 1, f"cannot read case file: {exc}")]) from None
-    except UnicodeDecodeError as exc:
-        before = raw[: exc.start]
-        line, col = before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1
-        raise CaseFileError(
-            [
-                CaseError(
-                    filename,
-                    line,
-                    col,
-                    f"not UTF-8: byte {raw[exc.start]:#04x} cannot be "
-                    "decoded; case files must be saved as UTF-8",
-                )
-            ]
-        ) from None
+    return parse_suite(read_case_file(path, filename), filename)
+
+
+def parse_suite(raw: bytes, filename: str) -> Suite:
+    """A suite from a case file's bytes (filename names it in errors and ids)."""
+    text = _decode(raw, filename)
     src = load(text, filename)
     if not isinstance(src.data, dict):
         got = "an empty file" if src.data is None else f"a {type(src.data).__name__}"
-        raise CaseFileError(
-            [
-                CaseError(
-                    filename,
-                    1,
-                    1,
-                    f"a case file must be a mapping starting with 'format: 1', got {got}",
-                )
-            ]
+        raise _one(
+            filename,
+            *src.where(()),
+            f"a case file must be a mapping starting with 'format: 1', got {got}",
         )
     errors = validate(src, filename)
     if errors:
@@ -925,4 +1012,13 @@ def discover(root: FsPath) -> list[FsPath]:
     return sorted(p for p in root.rglob(f"*{SUFFIX}") if p.is_file())
 
 
-__all__ = ["NO_CLAIM", "SUFFIX", "CaseError", "CaseFileError", "discover", "load_suite"]
+__all__ = [
+    "NO_CLAIM",
+    "SUFFIX",
+    "CaseError",
+    "CaseFileError",
+    "discover",
+    "load_suite",
+    "parse_suite",
+    "read_case_file",
+]

@@ -162,3 +162,4 @@ class Suite:
     cells: list[Cell] = field(default_factory=list)
     grid: dict[str, object] | None = None  # rows/columns labels, orientation, for reports
     facts: tuple[dict[str, str], ...] = ()
+    id_position: tuple[int, int] = (1, 1)  # line, column of its 'id:' value, for errors

@@ -20,7 +20,7 @@ import pytest
 from . import cases, host, isolate, oracles, ports, report, runner, suitecache
 from . import state as run_state
 from .model import Cell, Suite
-from .yamlsrc import CaseFileError
+from .yamlsrc import CaseError, CaseFileError
 
 RECORD_ATTR = "bindconform"
 HOST_KEY = "bindconform_host"
@@ -125,12 +125,33 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         collect_only = bool(config.getoption("collectonly", False))
         fingerprint = host.fingerprint(_isolate(config), probe=not collect_only)
+    if port_range and workerinput is None:
+        _warn_if_ephemeral(config, port_range, ports.ephemeral_range(fingerprint))
     state = run_state.RunState(fingerprint, gates, port_range, _worker_index(config))
     state.explore = _explore_settings(config, workerinput)
     config.stash[run_state.STATE] = state
     if workerinput is None:
         state.outputs = {fmt: _setting(config, fmt) for fmt in ("json", "md", "html")}
         config.pluginmanager.register(Recorder(config), "bindconform-recorder")
+
+
+def _warn_if_ephemeral(
+    config: pytest.Config, chosen: tuple[int, int], ephemeral: tuple[int, int]
+) -> None:
+    """The OS hands ephemeral ports to any program's outgoing connection: cells would collide."""
+    lo, hi = max(chosen[0], ephemeral[0]), min(chosen[1], ephemeral[1])
+    if lo > hi:
+        return
+    config.issue_config_time_warning(
+        pytest.PytestWarning(
+            f"bindconform: --bindconform-ports {chosen[0]}-{chosen[1]} overlaps this OS's "
+            f"ephemeral port range {ephemeral[0]}-{ephemeral[1]} (ports {lo}-{hi}): the OS hands "
+            "those ports to other programs' connections, which then interfere with cells; "
+            f"choose ports below {ephemeral[0]}"
+            + (f" or above {ephemeral[1]}" if ephemeral[1] < 65535 else "")
+        ),
+        stacklevel=2,
+    )
 
 
 def _isolate(config: pytest.Config) -> str:
@@ -207,9 +228,23 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
         items.append(ExploreItem.from_parent(session, name="bindconform-explore"))
 
 
+FROZEN = pytest.StashKey[bool]()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     # thousands of immutable cells live until the end: keep the cyclic GC from rescanning them
-    gc.freeze()
+    if any(isinstance(item, CellItem) for item in session.items):
+        gc.freeze()
+        session.config.stash[FROZEN] = True
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Undo the freeze: a process running several sessions (pytester) would keep each one's
+    objects forever."""
+    if session.config.stash.get(FROZEN, False):
+        gc.unfreeze()
+        session.config.stash[FROZEN] = False
 
 
 def _under_roots(config: pytest.Config, file_path: Path) -> bool:
@@ -219,24 +254,73 @@ def _under_roots(config: pytest.Config, file_path: Path) -> bool:
     return any(file_path.is_relative_to(root) for root in roots)
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> CaseFile | None:
-    if file_path.name.endswith(cases.SUFFIX) and _under_roots(parent.config, file_path):
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.File | None:
+    if not file_path.name.lower().endswith(cases.NEAR_SUFFIXES):
+        return None
+    if not _under_roots(parent.config, file_path):
+        return None
+    display = _display(parent.config, file_path)
+    problem = _name_problem(file_path, display)
+    if problem is None:
         return CaseFile.from_parent(parent, path=file_path)
+    # ids, reports and xdist's messages are UTF-8 text: name the item the way it can be written
+    safe = os.fsencode(display).decode("utf-8", "backslashreplace")
+    safe = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in safe)
+    return MisnamedFile.from_parent(
+        parent, path=file_path, name=safe.rsplit("/", 1)[-1], nodeid=safe, problem=problem
+    )
+
+
+def _display(config: pytest.Config, path: Path) -> str:
+    """The path relative to the rootdir with '/' on every OS: ids must match across hosts."""
+    try:
+        return Path(os.path.relpath(path, config.rootpath)).as_posix()
+    except ValueError:  # another drive than the rootdir (Windows)
+        return path.as_posix()
+
+
+def _name_problem(path: Path, display: str) -> str | None:
+    """Why a file that looks meant as a case file cannot be one, if it cannot."""
+    name = path.name
+    if not name.endswith(cases.SUFFIX):
+        stem = name[: -len(".bind.yml" if name.lower().endswith(".bind.yml") else cases.SUFFIX)]
+        return (
+            f"{ascii(name)} is not collected: case files end in {cases.SUFFIX!r} (in lower "
+            f"case); rename it to {ascii(stem + cases.SUFFIX)}"
+        )
+    try:
+        display.encode("utf-8")
+    except UnicodeEncodeError:
+        return (
+            f"the file name {os.fsencode(name)!r} is not valid UTF-8, which every id and report "
+            "is written in; rename the file"
+        )
+    if not display.isprintable():
+        return f"the file name {ascii(display)} holds a control character; rename the file"
     return None
+
+
+class MisnamedFile(pytest.File):
+    """A near miss of a case file's name: one failing item says so, nothing is left out."""
+
+    def __init__(self, *, problem: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.problem = problem
+
+    def collect(self) -> Iterator[pytest.Item]:
+        error = CaseFileError([CaseError(self.nodeid, 1, 1, self.problem)])
+        yield BadCaseFile.from_parent(self, name="case-file-error", error=error)
 
 
 class CaseFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        try:  # '/' on every OS: record ids must match across hosts for the merge
-            display = Path(os.path.relpath(self.path, self.config.rootpath)).as_posix()
-        except ValueError:  # another drive than the rootdir (Windows)
-            display = self.path.as_posix()
+        display = _display(self.config, self.path)
         try:
             suite = suitecache.load(self.path, display=display)
         except CaseFileError as exc:
             yield BadCaseFile.from_parent(self, name="case-file-error", error=exc)
             return
-        clash = self.config.stash[run_state.STATE].claim_suite(suite.id, display, suite.cells)
+        clash = self.config.stash[run_state.STATE].claim_suite(suite)
         if clash:
             yield BadCaseFile.from_parent(self, name="case-file-error", error=clash)
             return
@@ -263,9 +347,11 @@ class BadCaseFile(pytest.Item):
             return f"invalid case file:\n{excinfo.value}"
         return str(super().repr_failure(excinfo))
 
-    def reportinfo(self) -> tuple[Path, int, str]:
+    def reportinfo(self) -> tuple[Path | str, int, str]:
         first = self.error.errors[0]
-        return self.path, first.line - 1, f"{first.file}: invalid case file"
+        # a misnamed file's own name may not be writable: xdist sends the location as UTF-8
+        where = self.parent.nodeid if isinstance(self.parent, MisnamedFile) else self.path
+        return where, first.line - 1, f"{first.file}: invalid case file"
 
 
 class ConformanceFailure(Exception):

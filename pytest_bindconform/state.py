@@ -38,15 +38,13 @@ class RunState:
             self._context = Context(self.host, self.gates, PortAllocator(self.host, ports))
         return self._context
 
-    def claim_suite(self, suite_id: str, path: str, cells: list[Cell]) -> CaseFileError | None:
+    def claim_suite(self, suite: Suite) -> CaseFileError | None:
         """Suite ids are global: two files with one id would merge their results."""
-        other = self.suites.setdefault(suite_id, path)
-        if other == path:
+        other = self.suites.setdefault(suite.id, suite.path)
+        if other == suite.path:
             return None
-        line = cells[0].line if cells else 1
-        return CaseFileError(
-            [CaseError(path, line, 1, f"duplicate suite id {suite_id!r}: already used by {other}")]
-        )
+        message = f"duplicate suite id {suite.id!r}: already used by {other}; give this one its own"
+        return CaseFileError([CaseError(suite.path, *suite.id_position, message)])
 
 
 _MARKERS: dict[tuple[str, str | None, tuple[SocketSpec, ...]], list[str]] = {}

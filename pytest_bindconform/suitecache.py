@@ -14,12 +14,11 @@ import hashlib
 import os
 import pickle
 import sys
-import tempfile
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from . import cases
+from . import atomic, cases
 from .model import Suite
 
 _SHAPING = ("cases.py", "model.py", "yamlsrc.py", "oracles.py", "schema/case.schema.json")
@@ -60,21 +59,28 @@ def load(path: Path | str, display: str | None = None) -> Suite:
     """cases.load_suite, through the cache (set BINDCONFORM_CACHE_DIR=off to bypass)."""
     if os.environ.get("BINDCONFORM_CACHE_DIR") == "off":
         return cases.load_suite(path, display)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError:
-        return cases.load_suite(path, display)  # it reports the problem
-    key = hashlib.sha256(_engine_digest() + (display or str(path)).encode() + b"\0" + raw)
+    name = display or str(path)
+    raw = cases.read_case_file(path, name)
+    # surrogatepass: a file name that is not UTF-8 still makes a key (the plugin reports it)
+    key = hashlib.sha256(_engine_digest() + name.encode("utf-8", "surrogatepass") + b"\0" + raw)
     entry = cache_dir() / f"{key.hexdigest()}.pickle"
     with contextlib.suppress(OSError, pickle.PickleError, EOFError, AttributeError, TypeError):
         suite = _unpickle(entry.read_bytes())
         if isinstance(suite, Suite):
             return suite
-    suite = cases.load_suite(path, display)
-    with contextlib.suppress(OSError):
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(suite, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, entry)
+    suite = cases.parse_suite(raw, name)
+    _store(entry, suite)
     return suite
+
+
+def _store(entry: Path, suite: Suite) -> None:
+    """Best effort: a cache that cannot be written (read-only, held open) is only slower."""
+    with contextlib.suppress(OSError, pickle.PickleError):
+        data = pickle.dumps(suite, protocol=pickle.HIGHEST_PROTOCOL)
+        _sweep_once(entry.parent)
+        atomic.write(entry, data, sync=False)
+
+
+@cache
+def _sweep_once(directory: Path) -> None:
+    atomic.sweep(directory)

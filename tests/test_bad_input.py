@@ -12,7 +12,9 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
+from pytest_bindconform import yamlsrc
 from pytest_bindconform.cases import load_suite
 from pytest_bindconform.yamlsrc import CaseError, CaseFileError
 
@@ -416,3 +418,58 @@ def test_syntax_error_surfaces_without_traceback(pytester: pytest.Pytester) -> N
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["broken.bind.yaml:19:28: YAML syntax error: *"])
     assert "Traceback" not in result.stdout.str()
+
+
+# -- hostile input: limits act while the file is read ---------------------------------
+
+
+def test_the_value_cap_acts_while_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the cap nothing more is read: a syntax error further on is never reached."""
+    monkeypatch.setattr(yamlsrc, "MAX_VALUES", 1000)
+    text = edit(CASES, "title: tiny suite", "title: tiny suite\nfiller:\n" + "- 0\n" * 5000)
+    (error,) = errors_of(tmp_path, text + "cases: [unclosed\n")
+    assert "more than 1000 values" in error.message
+    assert error.line == 5 + 1000 - 5  # the value that crossed the cap (line 5 is 'filler:')
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "huge.bind.yaml"
+    with path.open("wb") as fh:  # sparse: 1 GB that costs nothing to make
+        fh.write(b"format: 1\n")
+        fh.truncate(1 << 30)
+    with pytest.raises(CaseFileError) as info:
+        load_suite(path, display="huge.bind.yaml")
+    (error,) = info.value.errors
+    assert f"larger than the limit of {yamlsrc.MAX_BYTES} bytes" in error.message
+
+
+def test_a_megabyte_value_is_quoted_as_a_short_excerpt(tmp_path: Path) -> None:
+    text = edit(CASES, "kind: measured", "kind: " + "y" * 1_000_000)
+    (error,) = errors_of(tmp_path, text)
+    assert "(1000000 characters) is not allowed" in error.message
+    assert len(str(error)) < 400
+
+
+def test_the_number_of_errors_of_one_file_is_bounded(tmp_path: Path) -> None:
+    keys = "".join(f"\nunknown{i}: x" for i in range(500))
+    errors = errors_of(tmp_path, edit(CASES, "title: tiny suite", "title: tiny suite" + keys))
+    assert len(errors) == yamlsrc.MAX_ERRORS + 1
+    assert errors[-1].message == f"… and {500 - yamlsrc.MAX_ERRORS} more errors, from here on"
+
+
+def test_the_pure_python_parser_refuses_a_lone_surrogate_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without libyaml nothing refuses '\\ud800' while parsing: the loader must."""
+    monkeypatch.setattr(yamlsrc, "_SafeLoader", yaml.SafeLoader)
+    (error,) = errors_of(tmp_path, edit(CASES, "title: tiny suite", 'title: "a \\ud800"'))
+    assert (error.line, error.column) == (3, 8)
+    assert "'\\ud800' is half of a UTF-16 surrogate pair" in error.message
+
+
+def test_nesting_far_past_the_recursion_limit(tmp_path: Path) -> None:
+    for depth in (400, 5000):
+        (error,) = errors_of(
+            tmp_path, edit(CASES, "title: tiny suite", "title: " + "[" * depth + "]" * depth)
+        )
+        assert error.line == 3 and "nest" in error.message, error

@@ -270,3 +270,37 @@ def test_collect_only_opens_no_socket_at_all(
     suites: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert _audited_collect_only(suites, monkeypatch) == []
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_a_port_range_inside_the_ephemeral_range_is_warned_about(
+    pytester: pytest.Pytester, inside: bool
+) -> None:
+    from pytest_bindconform import host, ports
+
+    lo, hi = ports.ephemeral_range(host.fingerprint(probe=False))
+    chosen = f"{hi - 50}-{hi + 50 if hi < 65485 else hi}" if inside else f"{lo - 200}-{lo - 101}"
+    pytester.makefile(".bind.yaml", tiny=CASES)
+    result = pytester.runpytest(*ARGS, "--collect-only", "-q", f"--bindconform-ports={chosen}")
+    warned = "overlaps this OS's ephemeral port range" in result.stdout.str()
+    assert warned == inside, result.stdout.str()
+    if inside:
+        result.stdout.fnmatch_lines(
+            [f"*--bindconform-ports {chosen} overlaps this OS's ephemeral port range {lo}-{hi}*"]
+        )
+
+
+@pytest.mark.parametrize("name", ["x.bind.yml", "X.BIND.YAML", "y.Bind.Yaml"])
+def test_a_near_miss_of_the_suffix_is_said_not_skipped(
+    pytester: pytest.Pytester, name: str
+) -> None:
+    """(With xdist too: tests/test_malformed.py runs such files under -n 2.)"""
+    pytester.makefile(".bind.yaml", tiny=CASES)
+    (pytester.path / name).write_text(CASES.replace("id: tiny", "id: other"))
+    result = pytester.runpytest(*ARGS, "-q", "--collect-only")
+    result.stdout.fnmatch_lines([f"{name}::case-file-error"])
+    result = pytester.runpytest(*ARGS, "-rf")
+    result.stdout.fnmatch_lines(
+        [f"{name}:1:1: '{name}' is not collected: case files end in '.bind.yaml' (in lower case)*"]
+    )
+    assert result.parseoutcomes()["failed"] == 1

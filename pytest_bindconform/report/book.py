@@ -7,13 +7,13 @@ import contextlib
 import datetime as dt
 import difflib
 import os
-import tempfile
+import uuid
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, cases, suitecache
+from .. import __version__, atomic, cases, suitecache
 from ..model import Suite
 from ..yamlsrc import CaseFileError
 from . import html, markdown, model
@@ -23,18 +23,8 @@ BROKEN_FILE = "case-file-error"  # item name plugin.py gives a case file that do
 
 def write_atomic(path: Path, text: str) -> None:
     """Temporary file in the same directory, then rename: never a half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is for everyone
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())  # the rename must not reach the disk before the data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if not atomic.write(path, text.encode("utf-8"), mode=0o666 & ~_umask()):
+        raise PermissionError(f"{path}: another program keeps it open; the report is not written")
 
 
 def _umask() -> int:
@@ -51,7 +41,7 @@ def shown(path: Path, base: Path | None = None) -> str:
 
 def _is_cell(nodeid: str) -> bool:
     """Only items of case files belong in the report, not ordinary tests of the same run."""
-    return nodeid.partition("::")[0].endswith(cases.SUFFIX)
+    return nodeid.partition("::")[0].lower().endswith(cases.NEAR_SUFFIXES)
 
 
 def _now() -> str:
@@ -80,6 +70,7 @@ class Book:
         self.records: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, tuple[str, str]] = {}
         self.started = _now()
+        self.run_id = uuid.uuid4().hex  # in every report of this run: a set is one run's
         self.written: list[Path] = []
         self.report: dict[str, Any] | None = None
         self._suites: dict[str, Suite | str] = {}  # file -> suite, or why it did not load
@@ -139,6 +130,7 @@ class Book:
             if isinstance(loaded, Suite) and loaded.id not in suites:
                 suites[loaded.id] = model.suite_info(loaded)
         run_info = {
+            "run_id": self.run_id,
             "host": state.host.to_dict(),
             "plugin_version": __version__,
             "gates": dict(state.gates),
@@ -161,8 +153,10 @@ class Book:
         targets = {fmt: self._target(path, state.host.os) for fmt, path in outputs.items() if path}
         full = targets.get("html") or targets.get("json")
         where = shown(full, self.rootpath) if full else ""
+        texts = {fmt: render(self.report, fmt, where) for fmt in targets}  # before any write
         for fmt, path in targets.items():
-            write_atomic(path, render(self.report, fmt, where))
+            atomic.sweep(path.parent, path.name)  # what a killed run left
+            write_atomic(path, texts[fmt])
             self.written.append(path)
         return self.written
 

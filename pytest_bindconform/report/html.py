@@ -547,6 +547,7 @@ def render(report: dict[str, Any]) -> str:
                 f"{host['kernel']}, {host['machine']}, python {host['python']} · "
                 f"gate {info['gate']} · {info['started']} → {info['finished']} · "
                 f"exit status {info['exit_status']}"
+                + (f" · run id {info['run_id']}" if info.get("run_id") else "")
             ),
             class_="muted",
         ),

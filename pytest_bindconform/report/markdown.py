@@ -6,18 +6,29 @@ saying how many rows were left out and where the full report is.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 LIMIT = 1_000_000  # bytes; GitHub's limit is 1 MiB (1_048_576) per step summary
 Section = tuple[str, list[str], list[str]]  # (heading, table header lines, table rows)
 
 
+# Link syntax that survives HTML escaping: an inline link or image '](', a bare URL
+# or 'www.' (GitHub autolinks those) and an e-mail address. A backslash before the
+# punctuation mark defuses each (CommonMark: it makes the mark literal text).
+_LIVE = re.compile(r"\](?=\()|(?i:(?<=[a-z0-9+.-]):(?=//)|(?<=\bwww)\.)|@(?=[\w-]+\.[\w-])")
+
+
 def text(value: object, width: int = 300) -> str:
-    """One table cell: no line breaks, no HTML, no pipes; long text shortened."""
+    """One table cell: no line breaks, no HTML, no pipes, no live link; long text shortened.
+
+    Any text may come from a case file: '[x](javascript:...)' must stay text."""
     out = " ".join(str(value).split())
     if len(out) > width:
         out = out[: width - 1] + "…"
+    out = out.replace("\\", "\\\\")  # first: an escape of the author's must not undo ours
     out = out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    out = _LIVE.sub(lambda m: "\\" + m.group(), out)
     return out.replace("|", "\\|").replace("`", "\\`")
 
 
@@ -61,6 +72,11 @@ def host_line(info: dict[str, Any]) -> str:
     return f"{h['os']} — {h['os_release']}, {h['kernel']}, {h['machine']}, python {h['python']}"
 
 
+def run_line(info: dict[str, Any]) -> list[str]:
+    """The run's id: a JSON, Markdown and HTML report with the same id come from one run."""
+    return [f"Run id {text(info['run_id'])}", ""] if info.get("run_id") else []
+
+
 def render(report: dict[str, Any], where: str = "", limit: int = LIMIT) -> str:
     info, summary = report["run_info"], report["summary"]
     gate = info["gate"]
@@ -71,6 +87,7 @@ def render(report: dict[str, Any], where: str = "", limit: int = LIMIT) -> str:
         f"isolation {text(info['isolation'])} · {text(info['started'])} → "
         f"{text(info['finished'])} · exit status {info['exit_status']}",
         "",
+        *run_line(info),
         *header("cells", *summary["status"]),
         row(summary["cells"], *summary["status"].values()),
         "",
