@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -212,10 +212,52 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _under_roots(config: pytest.Config, file_path: Path) -> bool:
+    """Collected: files under bindconform_cases, and whatever the command line names (a case
+    file, or a directory that holds none of those roots: `pytest mycases/`)."""
     roots = config.getini("bindconform_cases")
-    if not roots:
+    if not roots or any(file_path.is_relative_to(root) for root in roots):
         return True
-    return any(file_path.is_relative_to(root) for root in roots)
+    for arg in _arg_paths(config):
+        if file_path == arg:
+            return True
+        if file_path.is_relative_to(arg) and not any(Path(r).is_relative_to(arg) for r in roots):
+            return True
+    return False
+
+
+def _arg_paths(config: pytest.Config) -> list[Path]:
+    """The paths named on the command line (node ids cut to their file), absolute."""
+    if not hasattr(config, "_bindconform_args"):
+        here = config.invocation_params.dir
+        named = [Path(str(a).split("::", 1)[0]) for a in config.invocation_params.args]
+        config._bindconform_args = [  # type: ignore[attr-defined]
+            Path(os.path.abspath(here / p)) for p in named if not str(p).startswith("-")
+        ]
+    return config._bindconform_args  # type: ignore[attr-defined,no-any-return]
+
+
+def gate_problem(host_: host.Host, gates: dict[str, str], suites: Iterable[Suite]) -> str:
+    """Why the gate for this OS can gate no cell of these suites ('' if it can): it names an
+    oracle they define for another OS or release only. A usage error, or CI goes green."""
+    gate = gates.get(host_.os, "")
+    defined, here = [], set()
+    for suite in suites:
+        for oid, oracle in suite.oracles.items():
+            if oracles.applies(oracle, host_.os, host_.os_version):
+                here.add(oid)
+            if oid == gate:
+                defined.append(oracle)
+    if not defined or gate in here:
+        return ""
+    where = ", ".join(
+        sorted({f"{o.os}{f' >= {o.min_version}' if o.min_version else ''}" for o in defined})
+    )
+    return (
+        f"--bindconform-gate {host_.os}={gate}: oracle {gate!r} is for {where}, not this "
+        f"{host_.os} {host_.os_version}, so it could gate no cell and every cell would pass "
+        f"as ungated. Oracles of the collected suites that apply here: "
+        f"{', '.join(sorted(here)) or 'none'}"
+    )
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> CaseFile | None:
@@ -397,10 +439,22 @@ class Recorder:
         self.book.expect(
             item.nodeid for item in session.items if isinstance(item, CellItem | BadCaseFile)
         )
+        suites = {item.suite.id: item.suite for item in session.items if isinstance(item, CellItem)}
+        self._check_gate(suites.values())
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         self.book.expect(ids)
+        if not getattr(self, "_gate_checked", False):
+            self._gate_checked = True
+            files = dict.fromkeys(i.partition("::")[0] for i in ids if "::" in i)
+            loaded = (self.book.suite(f) for f in files if f.endswith(cases.SUFFIX))
+            self._check_gate(s for s in loaded if isinstance(s, Suite))
+
+    def _check_gate(self, suites: Iterable[Suite]) -> None:
+        problem = gate_problem(self.state.host, self.state.gates, suites)
+        if problem:
+            raise pytest.UsageError(problem)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = getattr(report, RECORD_ATTR, None)
