@@ -11,6 +11,8 @@ smallest merge to each larger one (1.0 = linear).
     /work/nsrun .venv/bin/python bench/bench_merge.py                # runs cases/ first
     .venv/bin/python bench/bench_merge.py --report reports/linux.json  # reuse a host report
 
+The machine may be shared: "seconds" is wall time, "CPU s" what the merge itself used.
+
 Targets (issue 13): 12 hosts merge in <= 10 s and <= 400 MB, JSON <= 25 MB,
 HTML <= 5 MB and interactive in <= 1 s, Markdown <= 1 MiB, growth <= linear.
 """
@@ -40,7 +42,8 @@ CHILD = (
     "import resource, sys\n"
     "from pytest_bindconform.__main__ import main\n"
     "code = main(sys.argv[1:])\n"
-    "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    "use = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "print('CPU', use.ru_utime + use.ru_stime, 'RSS', use.ru_maxrss)\n"
     "sys.exit(code)\n"
 )
 
@@ -144,13 +147,14 @@ def main() -> None:
             seconds = time.perf_counter() - start
             if done.returncode:
                 sys.exit(done.stderr)
-            rss = int(done.stdout.rsplit("RSS", 1)[1]) / 1024
+            cpu_text, rss_text = done.stdout.rsplit("CPU", 1)[1].split("RSS")
+            rss, cpu = int(rss_text) / 1024, float(cpu_text)
             page = Path(f"{out}.html").read_text(encoding="utf-8")
             nodes = Nodes()
             nodes.feed(page)
             load = load_seconds(Path(f"{out}.html"), scratch)
             row = (
-                n, seconds, rss, Path(f"{out}.json").stat().st_size / 1e6,
+                n, seconds, cpu, rss, Path(f"{out}.json").stat().st_size / 1e6,
                 len(page.encode()) / 1e6, Path(f"{out}.md").stat().st_size / 1024,
                 nodes.count, *(load or ("-", "-")),
             )  # fmt: skip

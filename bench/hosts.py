@@ -32,7 +32,7 @@ CONFIGS = [
     ("darwin", "15.1", "15.1", "Darwin 24.1.0", "arm64", "3.12.7", False),
     ("linux", "6.8.0-1017-azure", "Ubuntu 24.04.1 LTS", "Linux 6.8.0", "x86_64", "3.10.15", True),
 ]
-PYTHONS = ("3.11.9", "3.12.7")  # hosts 13..24 repeat the first 12 with these
+NEXT_PYTHON = {"3.10": "3.11.9", "3.11": "3.12.7", "3.12": "3.11.9", "3.13": "3.12.7"}
 OUTCOMES = ("ok", "INUSE", "ACCESS", "INVAL")
 WINDOWS_ROLES = {"reuse": "SO_REUSEADDR", "exclusive": "SO_EXCLUSIVEADDRUSE", "default": ""}
 CLAIMS = {"ok", "INUSE", "ACCESS", "ADDRNOTAVAIL", "INVAL", "NOTSUP"}
@@ -40,8 +40,8 @@ CLAIMS = {"ok", "INUSE", "ACCESS", "ADDRNOTAVAIL", "INVAL", "NOTSUP"}
 
 def config(n: int) -> tuple[str, str, str, str, str, str, bool]:
     os_name, version, rel, kernel, machine, python, admin = CONFIGS[n % len(CONFIGS)]
-    if n >= len(CONFIGS):
-        python = PYTHONS[(n // len(CONFIGS) - 1) % len(PYTHONS)]
+    for _ in range(n // len(CONFIGS)):  # hosts 13..24: the first 12 under other Pythons
+        python = NEXT_PYTHON[".".join(python.split(".")[:2])]
     return os_name, version, rel, kernel, machine, python, admin
 
 

@@ -300,8 +300,9 @@ class BadCaseFile(pytest.Item):
         raise CaseFileProblem(str(self.error))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, CaseFileProblem):
-            return f"invalid case file:\n{excinfo.value}"
+        if isinstance(excinfo.value, CaseFileProblem):  # the error first: -r shows line one
+            first, _, rest = str(excinfo.value).partition("\n")
+            return f"invalid case file: {first}" + (f"\n{rest}" if rest else "")
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -347,7 +348,11 @@ class CellItem(pytest.Item):
             raise ConformanceFailure(run_state.explain(record))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, ConformanceFailure | InterferenceError):
+        if isinstance(excinfo.value, ConformanceFailure):
+            # the verdict first (the -r line shows line one; the id is already on it)
+            lines = str(excinfo.value).splitlines()
+            return "\n".join([lines[-1].strip(), *lines[1:-1]])
+        if isinstance(excinfo.value, InterferenceError):
             return str(excinfo.value)
         return str(super().repr_failure(excinfo))
 
@@ -380,6 +385,8 @@ class ExploreItem(pytest.Item):
                     "seconds": round(result.seconds, 3),
                     "seed": result.seed,
                     "divergences": [str(p) for p in result.divergences],
+                    "summary": result.summary(),
+                    "found": result.found,
                 },
             )
         )
@@ -457,6 +464,9 @@ class Recorder:
             raise pytest.UsageError(problem)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties if report.when == "call" else ():
+            if name == "bindconform_explore":
+                self.explored = value
         record = getattr(report, RECORD_ATTR, None)
         if record is not None:
             self.book.add(report.nodeid, record)
@@ -472,11 +482,29 @@ class Recorder:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.config.option.collectonly:
             return
-        lines = self.book.summary_lines(quiet=self.config.get_verbosity() < 0)
+        verbosity = self.config.get_verbosity()
+        lines = self.book.summary_lines(quiet=verbosity < 0)
+        explored = getattr(self, "explored", None)
+        if explored:  # what the exploration tried and found: most of a run's time
+            lines.append(explored["summary"])
+            lines += [f"  {line}" for line in explored["found"]]
+        if verbosity > 0 and self.book.report:
+            lines += skip_reasons(self.book.report["results"])
         if lines:
             terminalreporter.section("bindconform")
             for line in lines:
                 terminalreporter.write_line(line)
+
+
+def skip_reasons(results: list[dict[str, Any]]) -> list[str]:
+    """-v: why cells did not run, most frequent first, each with how to enable them."""
+    counts: dict[str, int] = {}
+    for r in results:
+        if r["status"] == "skip":
+            first = r["reason"].splitlines()[0] if r["reason"] else "(no reason)"
+            counts[first] = counts.get(first, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])
+    return ["not run, by reason:"] + [f"  {n:>5} {why}" for why, n in top[:12]] if top else []
 
 
 __all__ = ["CaseFile", "CellItem", "Recorder", "pytest_addoption", "pytest_collect_file"]

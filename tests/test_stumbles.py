@@ -47,3 +47,48 @@ def test_a_gate_for_another_os_is_a_usage_error_naming_the_oracles_that_apply(
             "Oracles of the collected suites that apply here: *silent, wrong*"
         ]
     )
+
+
+EXCLUSIVE_ONLY = """\
+  - id: exclusive-only
+    sockets: {a: {options: [SO_EXCLUSIVEADDRUSE], address: specific}}
+    steps: [bind a]
+    expect: {elsewhere: ok}
+"""
+
+
+@pytest.mark.skipif(OS == "windows", reason="needs an OS without SO_EXCLUSIVEADDRUSE")
+def test_terminal_says_one_thing_once_and_more_with_v(
+    pytester: pytest.Pytester, xdist: tuple[str, ...]
+) -> None:
+    pytester.makefile(".bind.yaml", gate=SUITE + EXCLUSIVE_ONLY)
+    pytester.makefile(".bind.yaml", bad=SUITE.replace("kind: measured", "kind: mesured"))
+    result = pytester.runpytest(
+        *ARGS, *xdist, "-rA", "-v", "--bindconform-gate", f"{OS}=wrong",
+        "--bindconform-json", "r.json",
+    )  # fmt: skip
+    out = result.stdout.str()
+    failed = [line for line in out.splitlines() if line.startswith("FAILED")]
+    cell = next(line for line in failed if "plain-twice" in line)
+    assert cell.count("plain-twice") == 1 and " - observed INUSE, gate oracle 'wrong'" in cell
+    bad = next(line for line in failed if "case-file-error" in line)
+    assert " - invalid case file: bad.bind.yaml:" in bad
+    # 1 skip; the gate expects nothing of it, and says so instead of disagreeing silently
+    result.stdout.fnmatch_lines(
+        [
+            "3 cells: 1 fail, 1 skip, 1 error (gate wrong)",
+            "  wrong (gate): 0 agree, 1 disagree, 0 no claim, 0 not run"
+            " (+1 skipped cells it expects nothing of)",
+            f"reports: {(pytester.path / 'r.json').as_uri()}",
+            "not run, by reason:",
+            "      1 *SO_EXCLUSIVEADDRUSE*",
+        ]
+    )
+
+
+def test_terminal_reports_what_the_exploration_tried(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".bind.yaml", gate=SUITE)
+    result = pytester.runpytest(*ARGS, "--bindconform-explore=10", "--bindconform-explore-seed=1")
+    result.stdout.fnmatch_lines(
+        ["bindconform explore: * socket sequences in * s (*seed 1): * divergence(s)*"]
+    )
