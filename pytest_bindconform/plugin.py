@@ -338,6 +338,7 @@ class CellItem(pytest.Item):
         state = self.config.stash[run_state.STATE]
         record = runner.execute(self.cell, self.suite, state.context())
         self.bindconform_record = record
+        self.user_properties += junit_properties(record)
         if record["status"] == "skip":
             pytest.skip(record["reason"])
         if record["status"] == "ungated":
@@ -358,6 +359,49 @@ class CellItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.cell.line - 1, f"{self.suite.id}: {self.cell.name}"
+
+
+def junit_properties(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """--junitxml: what a CI dashboard needs of a cell without opening the report."""
+    seen = record["observed"]
+    failed = next((s for s in seen["steps"] if s["outcome"] != "ok"), None) if seen else None
+    props = [
+        ("bindconform_status", record["status"]),
+        ("bindconform_outcome", seen["outcome"] if seen else "not run"),
+        ("bindconform_gate", record["gate"] or ""),
+        ("bindconform_verdicts", " ".join(f"{o}={v}" for o, v in record["verdicts"].items())),
+    ]
+    if failed:
+        props.append(("bindconform_failed_call", f"{failed['call']} {failed['socket']}"))
+        props.append(
+            ("bindconform_errno", f"{failed.get('error') or ''} {failed['errno']}".strip())
+        )
+    if seen and seen.get("delivery"):
+        props.append(("bindconform_receiver", str(seen["delivery"]["receiver"])))
+    return props
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """--junitxml: the facts of the host that decide results, as testsuite properties."""
+    from _pytest.junitxml import xml_key  # the plugin behind record_testsuite_property
+
+    xml = session.config.stash.get(xml_key, None)
+    if xml is None or hasattr(session.config, "workerinput"):
+        return
+    h = session.config.stash[run_state.STATE].host
+    pairs = [
+        ("bindconform_os", f"{h.os} {h.os_release}"),
+        ("bindconform_os_version", h.os_version),
+        ("bindconform_kernel", f"{h.kernel} {h.machine}"),
+        ("bindconform_python", h.python),
+        ("bindconform_privileged", str(h.admin).lower()),
+        ("bindconform_isolation", h.isolation),
+        ("bindconform_gate", session.config.stash[run_state.STATE].gates.get(h.os, "")),
+        *((f"bindconform_sysctl_{k}", v) for k, v in sorted(h.sysctl.items())),
+    ]
+    for name, value in pairs:
+        xml.add_global_property(name, value)
 
 
 class ExploreItem(pytest.Item):

@@ -92,3 +92,26 @@ def test_terminal_reports_what_the_exploration_tried(pytester: pytest.Pytester) 
     result.stdout.fnmatch_lines(
         ["bindconform explore: * socket sequences in * s (*seed 1): * divergence(s)*"]
     )
+
+
+def test_junitxml_carries_each_cells_facts_and_the_hosts(
+    pytester: pytest.Pytester, xdist: tuple[str, ...]
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    pytester.makefile(".bind.yaml", gate=SUITE)
+    pytester.runpytest(*ARGS, *xdist, "--junitxml", "j.xml", "--bindconform-gate", f"{OS}=wrong")
+    root = ET.parse(pytester.path / "j.xml").getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    host = {p.get("name"): p.get("value") for p in suite.findall("properties/property")}
+    assert str(host["bindconform_os"]).startswith(OS) and host["bindconform_gate"] == "wrong"
+    assert host["bindconform_kernel"] and host["bindconform_python"]
+    if OS == "linux":
+        assert host["bindconform_sysctl_net.ipv6.bindv6only"] in ("0", "1")
+    (case,) = suite.findall("testcase")
+    cell = {p.get("name"): p.get("value") for p in case.findall("properties/property")}
+    assert cell["bindconform_status"] == "fail" and cell["bindconform_outcome"] == "INUSE"
+    assert cell["bindconform_gate"] == "wrong" and cell["bindconform_failed_call"] == "bind b"
+    assert "wrong=disagree" in str(cell["bindconform_verdicts"]).split()
+    assert "98" in str(cell["bindconform_errno"]) or OS != "linux"
