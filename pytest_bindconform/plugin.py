@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from . import cases, host, isolate, oracles, ports, report, runner, suitecache
+from . import cases, host, isolate, library, oracles, ports, report, runner, suitecache
 from . import state as run_state
 from .model import Cell, Suite
 from .yamlsrc import CaseFileError
@@ -78,6 +78,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Hypothesis seed for --bindconform-explore (shown in the header); with CI=true "
         "the exploration is derandomised unless a seed is given",
     )
+    group.addoption(
+        "--bindconform-library",
+        action="store_true",
+        default=False,
+        help="run the case library shipped with pytest-bindconform (with no other path "
+        "given, only it): `pip install pytest-bindconform && pytest --bindconform-library`",
+    )
     parser.addini("bindconform_gate", "OS=ORACLE gate entries", type="linelist", default=[])
     parser.addini("bindconform_explore", "examples for the Hypothesis exploration", default="0")
     parser.addini("bindconform_isolate", "host or netns", default="host")
@@ -112,6 +119,8 @@ def pytest_configure(config: pytest.Config) -> None:
         ("exclusive", "cell uses the portable 'exclusive' option role"),
     ):
         config.addinivalue_line("markers", f"{name}: {doc}")
+    if config.getoption("bindconform_library", False):
+        _add_library(config)
     try:
         gates = oracles.parse_gates(_setting(config, "gate"))
         port_text = _setting(config, "ports")
@@ -130,6 +139,17 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is None:
         state.outputs = {fmt: _setting(config, fmt) for fmt in ("json", "md", "html")}
         config.pluginmanager.register(Recorder(config), "bindconform-recorder")
+
+
+def _add_library(config: pytest.Config) -> None:
+    """--bindconform-library: the shipped cases join the paths named, or replace the default
+    ones (testpaths, the current directory) when none was named."""
+    try:
+        where = str(library.directory())
+    except FileNotFoundError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    named = config.args_source == pytest.Config.ArgsSource.ARGS
+    config.args = [*config.args, where] if named else [where]
 
 
 def _isolate(config: pytest.Config) -> str:
@@ -272,6 +292,7 @@ class CaseFile(pytest.File):
             display = Path(os.path.relpath(self.path, self.config.rootpath)).as_posix()
         except ValueError:  # another drive than the rootdir (Windows)
             display = self.path.as_posix()
+        display = library.display(self.path) or display  # the library's ids, wherever it is
         try:
             suite = suitecache.load(self.path, display=display)
         except CaseFileError as exc:

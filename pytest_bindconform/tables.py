@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import cases
+from . import cases, library
 from .model import ROLES, Cell, Oracle, SocketSpec, Suite
 from .yamlsrc import CaseFileError
 
@@ -32,7 +32,11 @@ def register(sub: Any) -> None:
     p.add_argument("--list", action="store_true", help="list the oracles with their provenance")
     p.add_argument("--format", choices=("md", "json"), default="md")
     p.add_argument(
-        "--cases", default="cases", metavar="DIR", help="case directory (default: cases)"
+        "--cases",
+        default=None,
+        metavar="DIR",
+        help="case directory (default: ./cases if there is one, else the library shipped "
+        "with pytest-bindconform)",
     )
     p.add_argument("--suite", default=None, help="only this suite id")
     p.set_defaults(func=run)
@@ -50,7 +54,7 @@ def load_all(root: Path) -> tuple[list[Suite], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    root = Path(args.cases)
+    root = Path(args.cases or ("cases" if Path("cases").is_dir() else library.directory()))
     if not root.is_dir():
         print(f"--cases {root}: no such directory", file=sys.stderr)
         return 2
