@@ -102,6 +102,17 @@ def option_name(spec: SocketSpec, suite: Suite, profile: str | None) -> str:
     return "+".join(dict.fromkeys(names)) or "default"
 
 
+def resolved_name(spec: SocketSpec, suite: Suite, profile: str | None, os_family: str) -> str:
+    """The options the socket really sets on os_family under the profile ('' for none)."""
+    names: list[str] = []
+    for item in spec.options:
+        if item not in ROLES:
+            names.append(item)
+        elif profile:
+            names += suite.profiles[profile].resolve(item, os_family)
+    return "+".join(dict.fromkeys(names))
+
+
 def address_name(spec: SocketSpec) -> str:
     if spec.v6only is None:
         return spec.address
@@ -150,6 +161,10 @@ def cell_objects(suite: Suite, oracle_id: str) -> list[dict[str, Any]]:
             "second_address": address_name(second),
             "outcome": exp.outcome,
             "undefined_delivery": exp.undefined_delivery,
+            "first_roles": "+".join(r for r in first.options if r in ROLES),
+            "first_resolved": resolved_name(first, suite, cell.profile, oracle.os),
+            "second_roles": "+".join(r for r in second.options if r in ROLES),
+            "second_resolved": resolved_name(second, suite, cell.profile, oracle.os),
             "profile": "any" if oracle.profiles is None else cell.profile,
             "state": cell.state,
             "suite": suite.id,
@@ -209,11 +224,18 @@ def _header(suite: Suite, oracle: Oracle) -> list[str]:
     for pid in oracle.profiles if oracle.os != "windows" and oracle.profiles else ():
         p = suite.profiles[pid]
         moves = ", ".join(
-            f"{'+'.join(p.windows[r])} -> {'+'.join(p.posix[r]) or 'no option'}"
+            f"{'+'.join(p.windows[r])} -> {'+'.join(p.posix[r]) or 'no option'} (role {r})"
             for r in ROLES
             if r != "default"
         )
         lines.append(f"  - {pid}: {moves}")
+    if oracle.os == "windows" and suite.profiles:
+        p = next(iter(suite.profiles.values()))
+        said = ", ".join(f"{r} = {'+'.join(p.windows[r]) or 'no option'}" for r in ROLES)
+        lines.append(
+            f"  - the page's option names; the case file's roles (as the HTML report labels "
+            f"them): {said}"
+        )
     return lines
 
 

@@ -7,8 +7,20 @@ through pytester, with and without xdist.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 import pytest
 from test_gate import ARGS, ELSEWHERE, OS, SUITE
+
+from pytest_bindconform.__main__ import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 XDIST = [(), ("-n", "2")]
 
@@ -115,3 +127,54 @@ def test_junitxml_carries_each_cells_facts_and_the_hosts(
     assert cell["bindconform_gate"] == "wrong" and cell["bindconform_failed_call"] == "bind b"
     assert "wrong=disagree" in str(cell["bindconform_verdicts"]).split()
     assert "98" in str(cell["bindconform_errno"]) or OS != "linux"
+
+
+def test_labels_say_the_role_and_what_it_became_everywhere(tmp_path: Path) -> None:
+    from test_report_files import run_report
+
+    from pytest_bindconform.report import html
+    from pytest_bindconform.report.merge import resolves
+
+    doc = run_report(tmp_path)
+    became: dict[str, dict[str, str]] = {}
+    for r in doc["results"]:
+        resolves(became, r)
+    ((profile, roles),) = became.items()  # one grid: one profile
+    page = html.render(doc)
+    for role, options in roles.items():
+        assert f"{role} ({options})" in page, (role, options)
+    code = main(["table", "ms-so-exclusiveaddruse-t1", "--cases", str(REPO / "cases")])
+    assert code == 0
+    rows = main_json(["table", "linux", "--suite", "ms-so-exclusiveaddruse-table1", "--format",
+                      "json", "--cases", str(REPO / "cases")])  # fmt: skip
+    reuse = next(r for r in rows if r["first_roles"] == "reuse" and r["profile"] == "reuseport")
+    assert reuse["first_option"] == "SO_REUSEADDR"  # the page's name
+    assert reuse["first_resolved"] == "SO_REUSEPORT"  # what Linux sets under that profile
+
+
+def main_json(argv: list[str]) -> list[dict[str, Any]]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    return list(json.loads(out.getvalue()))
+
+
+def test_the_command_line_is_called_what_the_user_typed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv0, prog in (("/venv/bin/bindconform", "bindconform"), ("x/__main__.py", "python -m")):
+        monkeypatch.setattr(sys, "argv", [argv0, "--help"])
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: {prog}") and "{measure,table,merge}" in out
+
+
+def test_plugin_off_in_this_repository_warns_about_no_ini_key() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:bindconform", "-p", "no:cacheprovider",
+         "-W", "error::pytest.PytestConfigWarning", "--collect-only", "-q", "tests/test_ops.py"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Unknown config option" not in done.stdout + done.stderr

@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from . import matrix, templates
+from . import labels, matrix, templates
+from .merge import resolves
 from .model import VERDICTS, oracle_applies, summarize, token
 from .model import errata as errata_of
 
@@ -390,7 +391,13 @@ def grids(
         for r in mine:
             where.setdefault((r["grid"]["row"], r["grid"]["column"]), []).append(r)
         corner = f"{grid.get('row_socket', 'rows')} ↓ · {grid.get('column_socket', 'columns')} →"
-        table_ = grid_table(corner, grid["columns"], grid["rows"], where, letters)
+        roles: dict[str, dict[str, str]] = {}
+        for r in mine:
+            resolves(roles, r)
+        became = roles.get(mine[0]["profile"] or "", {})
+        columns = [labels.with_options(c, became) for c in grid["columns"]]
+        rows = [labels.with_options(c, became) for c in grid["rows"]]
+        table_ = grid_table(corner, columns, rows, where, letters)
         out.append(variant(name or "all cells", mine, table_, n == 0))
     rest = [r for r in results if r["grid"] is None or not grid]
     if rest:

@@ -57,3 +57,17 @@ def host_labels(infos: list[dict[str, Any]]) -> list[str]:
             seen[label] += 1
             out[i] = f"{label} #{seen[label]}"
     return out
+
+
+ROLE_WORD = re.compile(r"\b(default|reuse|exclusive)\b")
+
+
+def with_options(label: str, resolved: dict[str, str]) -> str:
+    """'reuse, wildcard' -> 'reuse (SO_REUSEPORT), wildcard': the role and what it became
+    on this host under the grid's profile, as the `table` command names both."""
+    return ROLE_WORD.sub(
+        lambda m: (
+            f"{m.group(1)} ({resolved[m.group(1)]})" if m.group(1) in resolved else m.group(1)
+        ),
+        label,
+    )

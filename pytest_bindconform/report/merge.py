@@ -143,7 +143,7 @@ class Matrix:
                 )
         for r in doc["results"]:
             self._result(name, key, index, r)
-            _resolves(host["resolves"], r)
+            resolves(host["resolves"], r)
         self.errata += [
             (index, e) for e in model.errata((("", r) for r in doc["results"]), self.suites)
         ]
@@ -198,7 +198,7 @@ class Matrix:
         }
 
 
-def _resolves(into: dict[str, dict[str, str]], r: dict[str, Any]) -> None:
+def resolves(into: dict[str, dict[str, str]], r: dict[str, Any]) -> None:
     """Which raw options each portable role became on this host, per profile."""
     profile = r["profile"]
     if not profile:
