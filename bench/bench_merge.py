@@ -126,6 +126,7 @@ def main() -> None:
         head = (
             "hosts",
             "seconds",
+            "CPU s",
             "RSS MB",
             "JSON MB",
             "HTML MB",
@@ -164,7 +165,11 @@ def main() -> None:
         print("\ngrowth per host against the smallest merge (1.0 = linear, < 1 = sublinear):")
         for row in rows[1:]:
             k = row[0] / base[0]
-            ratios = [f"{head[i]} {row[i] / base[i] / k:.2f}" for i in range(1, 7) if base[i]]
+            ratios = [
+                f"{head[i]} {row[i] / base[i] / k:.2f}"
+                for i in range(1, 10)
+                if isinstance(base[i], int | float) and base[i]
+            ]
             print(f"  {row[0]:>3} hosts: " + ", ".join(ratios))
 
 

@@ -167,8 +167,8 @@ class Matrix:
                     "different case files; rerun with the same ones"
                 )
         mine = shown(r)
-        text = json.dumps(mine, sort_keys=True)
-        group = self.groups.setdefault(cid, {}).setdefault(text, {"hosts": [], **mine})
+        same = repr(sorted(mine.items()))  # equal results, equal keys (builtins only)
+        group = self.groups.setdefault(cid, {}).setdefault(same, {"hosts": [], **mine})
         group["hosts"].append(index)
 
     def document(self) -> dict[str, Any]:
