@@ -158,9 +158,9 @@ def render_merged(
                     k = kind(g)
                     counts[i][k] = counts[i].get(k, 0) + 1
         tallies = [" ".join(f"{MARKS[k]}{n}" for k, n in c.items() if k in MARKS) for c in counts]
-        differ = sum(1 for c in cells if c.get("differ") == "os")
+        os_differ = sum(1 for c in cells if c.get("differ") == "os")
         title = merged["suites"].get(sid, {}).get("title", sid or "case files that do not load")
-        head.append(row(title, len(cells), differ, *tallies))
+        head.append(row(title, len(cells), os_differ, *tallies))
     errata = []
     for e in merged["errata"]:
         w = e["position"]
