@@ -321,9 +321,8 @@ class BadCaseFile(pytest.Item):
         raise CaseFileProblem(str(self.error))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, CaseFileProblem):  # the error first: -r shows line one
-            first, _, rest = str(excinfo.value).partition("\n")
-            return f"invalid case file: {first}" + (f"\n{rest}" if rest else "")
+        if isinstance(excinfo.value, CaseFileProblem):  # file:line:col: error, first: -r shows it
+            return str(excinfo.value)
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -373,7 +372,7 @@ class CellItem(pytest.Item):
         if isinstance(excinfo.value, ConformanceFailure):
             # the verdict first (the -r line shows line one; the id is already on it)
             lines = str(excinfo.value).splitlines()
-            return "\n".join([lines[-1].strip(), *lines[1:-1]])
+            return "\n".join([lines[-1].strip(), *lines[:-1]])
         if isinstance(excinfo.value, InterferenceError):
             return str(excinfo.value)
         return str(super().repr_failure(excinfo))

@@ -84,7 +84,7 @@ def test_terminal_says_one_thing_once_and_more_with_v(
     cell = next(line for line in failed if "plain-twice" in line)
     assert cell.count("plain-twice") == 1 and " - observed INUSE, gate oracle 'wrong'" in cell
     bad = next(line for line in failed if "case-file-error" in line)
-    assert " - invalid case file: bad.bind.yaml:" in bad
+    assert " - bad.bind.yaml:7:11: oracles.linux.kin" in bad
     # 1 skip; the gate expects nothing of it, and says so instead of disagreeing silently
     result.stdout.fnmatch_lines(
         [

@@ -156,7 +156,19 @@ class Matrix:
                 f"for host {key!r}; merging would overwrite one: drop one file"
             )
         self.owner[key, cid] = name
-        row = self.rows.setdefault(cid, {**{k: r[k] for k in CELL if k in r}, "expected": {}})
+        row = self.rows.get(cid)
+        if row is None:
+            row = self.rows[cid] = {**{k: r[k] for k in CELL if k in r}, "expected": {}}
+            self._expected(name, cid, row, r)
+        elif row["expected"] != r["expected"]:  # equal wherever the case files are
+            self._expected(name, cid, row, r)
+        mine = shown(r)
+        same = repr(sorted(mine.items()))  # equal results, equal keys (builtins only)
+        group = self.groups.setdefault(cid, {}).setdefault(same, {"hosts": [], **mine})
+        group["hosts"].append(index)
+
+    def _expected(self, name: str, cid: str, row: dict[str, Any], r: dict[str, Any]) -> None:
+        """Expectations of a cell are one per oracle and the same in every report."""
         for oid, exp in r["expected"].items():
             kept = row["expected"].setdefault(oid, exp)
             self.said.setdefault((cid, oid), name)
@@ -166,10 +178,6 @@ class Matrix:
                     f"{self.said[cid, oid]} says {token(kept)}: the reports come from "
                     "different case files; rerun with the same ones"
                 )
-        mine = shown(r)
-        same = repr(sorted(mine.items()))  # equal results, equal keys (builtins only)
-        group = self.groups.setdefault(cid, {}).setdefault(same, {"hosts": [], **mine})
-        group["hosts"].append(index)
 
     def document(self) -> dict[str, Any]:
         keys = list(self.hosts)
