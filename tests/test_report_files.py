@@ -453,10 +453,14 @@ def test_merge_joins_disjoint_reports_of_one_host(tmp_path: Path, linux: dict[st
     half = len(linux["results"]) // 2
     first, second = copy.deepcopy(linux), copy.deepcopy(linux)
     first["results"], second["results"] = linux["results"][:half], linux["results"][half:]
+    first["summary"], second["summary"] = map(
+        model.summarize, (first["results"], second["results"])
+    )
     a, b = save(tmp_path / "a.json", first), save(tmp_path / "b.json", second)
     assert merge(a, b, "--json", str(tmp_path / "m.json")) == 0
     merged = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
     assert len(merged["hosts"]) == 1 and merged["hosts"][0]["sources"] == [a, b]
+    assert merged["hosts"][0]["summary"] == linux["summary"]  # the halves add up to the whole
     assert len(merged["cells"]) == len(linux["results"])
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +131,7 @@ class Matrix:
         )
         index = list(self.hosts).index(key)
         host["sources"].append(name)
+        host["summary"] = added(host.get("summary"), doc["summary"])
         for sid, suite in doc["suites"].items():
             kept = self.suites.setdefault(sid, suite)
             self.first.setdefault(sid, name)
@@ -190,8 +190,6 @@ class Matrix:
         hosts = list(self.hosts.values())
         for h, label in zip(hosts, labels.host_labels([h["run_info"] for h in hosts]), strict=True):
             h["label"] = label
-        for i, h in enumerate(hosts):
-            h["summary"] = model.summarize(list(host_results(cells, i)))
         return {
             "format": model.FORMAT,
             "kind": "merged",
@@ -235,18 +233,21 @@ def differ(results: list[dict[str, Any]], os_of: list[str]) -> str | None:
     return "host"
 
 
-def host_results(cells: list[dict[str, Any]], index: int) -> Iterable[dict[str, Any]]:
-    """One host's results, as much as summarize() reads of them."""
-    for c in cells:
-        for g in c["results"]:
-            if index in g["hosts"]:
-                seen = None if g["outcome"] is None else {"outcome": g["outcome"]}
-                yield {
-                    "status": g["status"],
-                    "verdicts": g["verdicts"],
-                    "observed": seen,
-                    "expected": c["expected"],
-                }
+def added(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a host from the summaries of its reports (disjoint sets of cells)."""
+    if total is None:
+        return more
+
+    def plus(a: Any, b: Any) -> Any:
+        if isinstance(a, dict):
+            return {k: plus(a.get(k, 0), b.get(k, 0)) for k in dict.fromkeys([*a, *b])}
+        return (a or 0) + (b or 0) if isinstance(b, int) else (a or b)
+
+    out: dict[str, Any] = plus(total, more)
+    out["resemblance"] = dict(
+        sorted(out["resemblance"].items(), key=lambda kv: (-model.share(kv[1]), kv[0]))
+    )
+    return out
 
 
 def position(row: dict[str, Any]) -> dict[str, str]:

@@ -161,10 +161,10 @@ def resemblance(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
                 continue
             counts = out.setdefault(oid, {"agree": 0, "disagree": 0})
             counts["agree" if exp["outcome"] == observed else "disagree"] += 1
-    return dict(sorted(out.items(), key=lambda kv: (-_share(kv[1]), kv[0])))
+    return dict(sorted(out.items(), key=lambda kv: (-share(kv[1]), kv[0])))
 
 
-def _share(counts: dict[str, int]) -> float:
+def share(counts: dict[str, int]) -> float:
     total = counts["agree"] + counts["disagree"]
     return counts["agree"] / total if total else 0.0
 
