@@ -42,8 +42,20 @@ def _measure(args: argparse.Namespace) -> int:
     return 0
 
 
+def prog() -> str:
+    """The name the user typed: `bindconform` (the console script) or the module form."""
+    name = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
+    return "bindconform" if name == "bindconform" else "python -m pytest_bindconform"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pytest_bindconform", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog=prog(),
+        description="What bind() does on this OS: print an oracle's table, measure a grid, "
+        "merge host reports. Exit codes: 0 success, 1 the command ran and found a problem, "
+        "2 bad usage or input.",
+        epilog="Run the conformance suite itself with pytest: pytest --bindconform-library",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     m = sub.add_parser(
         "measure",

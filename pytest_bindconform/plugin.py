@@ -10,14 +10,14 @@ from __future__ import annotations
 import gc
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import cases, host, isolate, oracles, ports, report, runner, suitecache
+from . import cases, host, isolate, library, oracles, ports, report, runner, suitecache
 from . import state as run_state
 from .model import Cell, Suite
 from .yamlsrc import CaseError, CaseFileError
@@ -78,6 +78,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Hypothesis seed for --bindconform-explore (shown in the header); with CI=true "
         "the exploration is derandomised unless a seed is given",
     )
+    group.addoption(
+        "--bindconform-library",
+        action="store_true",
+        default=False,
+        help="run the case library shipped with pytest-bindconform (with no other path "
+        "given, only it): `pip install pytest-bindconform && pytest --bindconform-library`",
+    )
     parser.addini("bindconform_gate", "OS=ORACLE gate entries", type="linelist", default=[])
     parser.addini("bindconform_explore", "examples for the Hypothesis exploration", default="0")
     parser.addini("bindconform_isolate", "host or netns", default="host")
@@ -113,6 +120,8 @@ def pytest_configure(config: pytest.Config) -> None:
         ("other_user", "cell has a socket owned by another user (needs root or a second account)"),
     ):
         config.addinivalue_line("markers", f"{name}: {doc}")
+    if config.getoption("bindconform_library", False):
+        _add_library(config)
     try:
         gates = oracles.parse_gates(_setting(config, "gate"))
         port_text = _setting(config, "ports")
@@ -152,6 +161,17 @@ def _warn_if_ephemeral(
         ),
         stacklevel=2,
     )
+
+
+def _add_library(config: pytest.Config) -> None:
+    """--bindconform-library: the shipped cases join the paths named, or replace the default
+    ones (testpaths, the current directory) when none was named."""
+    try:
+        where = str(library.directory())
+    except FileNotFoundError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    named = config.args_source == pytest.Config.ArgsSource.ARGS
+    config.args = [*config.args, where] if named else [where]
 
 
 def _isolate(config: pytest.Config) -> str:
@@ -248,10 +268,52 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def _under_roots(config: pytest.Config, file_path: Path) -> bool:
+    """Collected: files under bindconform_cases, and whatever the command line names (a case
+    file, or a directory that holds none of those roots: `pytest mycases/`)."""
     roots = config.getini("bindconform_cases")
-    if not roots:
+    if not roots or any(file_path.is_relative_to(root) for root in roots):
         return True
-    return any(file_path.is_relative_to(root) for root in roots)
+    for arg in _arg_paths(config):
+        if file_path == arg:
+            return True
+        if file_path.is_relative_to(arg) and not any(Path(r).is_relative_to(arg) for r in roots):
+            return True
+    return False
+
+
+def _arg_paths(config: pytest.Config) -> list[Path]:
+    """The paths named on the command line (node ids cut to their file), absolute."""
+    if not hasattr(config, "_bindconform_args"):
+        here = config.invocation_params.dir
+        named = [Path(str(a).split("::", 1)[0]) for a in config.invocation_params.args]
+        config._bindconform_args = [  # type: ignore[attr-defined]
+            Path(os.path.abspath(here / p)) for p in named if not str(p).startswith("-")
+        ]
+    return config._bindconform_args  # type: ignore[attr-defined,no-any-return]
+
+
+def gate_problem(host_: host.Host, gates: dict[str, str], suites: Iterable[Suite]) -> str:
+    """Why the gate for this OS can gate no cell of these suites ('' if it can): it names an
+    oracle they define for another OS or release only. A usage error, or CI goes green."""
+    gate = gates.get(host_.os, "")
+    defined, here = [], set()
+    for suite in suites:
+        for oid, oracle in suite.oracles.items():
+            if oracles.applies(oracle, host_.os, host_.os_version):
+                here.add(oid)
+            if oid == gate:
+                defined.append(oracle)
+    if not defined or gate in here:
+        return ""
+    where = ", ".join(
+        sorted({f"{o.os}{f' >= {o.min_version}' if o.min_version else ''}" for o in defined})
+    )
+    return (
+        f"--bindconform-gate {host_.os}={gate}: oracle {gate!r} is for {where}, not this "
+        f"{host_.os} {host_.os_version}, so it could gate no cell and every cell would pass "
+        f"as ungated. Oracles of the collected suites that apply here: "
+        f"{', '.join(sorted(here)) or 'none'}"
+    )
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.File | None:
@@ -314,7 +376,8 @@ class MisnamedFile(pytest.File):
 
 class CaseFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        display = _display(self.config, self.path)
+        # the library's ids wherever it is installed; else relative to the rootdir
+        display = library.display(self.path) or _display(self.config, self.path)
         try:
             suite = suitecache.load(self.path, display=display)
         except CaseFileError as exc:
@@ -343,8 +406,8 @@ class BadCaseFile(pytest.Item):
         raise CaseFileProblem(str(self.error))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, CaseFileProblem):
-            return f"invalid case file:\n{excinfo.value}"
+        if isinstance(excinfo.value, CaseFileProblem):  # file:line:col: error, first: -r shows it
+            return str(excinfo.value)
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path | str, int, str]:
@@ -382,6 +445,7 @@ class CellItem(pytest.Item):
         state = self.config.stash[run_state.STATE]
         record = runner.execute(self.cell, self.suite, state.context())
         self.bindconform_record = record
+        self.user_properties += junit_properties(record)
         if record["status"] == "skip":
             pytest.skip(record["reason"])
         if record["status"] == "ungated":
@@ -392,12 +456,59 @@ class CellItem(pytest.Item):
             raise ConformanceFailure(run_state.explain(record))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, ConformanceFailure | InterferenceError):
+        if isinstance(excinfo.value, ConformanceFailure):
+            # the verdict first (the -r line shows line one; the id is already on it)
+            lines = str(excinfo.value).splitlines()
+            return "\n".join([lines[-1].strip(), *lines[:-1]])
+        if isinstance(excinfo.value, InterferenceError):
             return str(excinfo.value)
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.cell.line - 1, f"{self.suite.id}: {self.cell.name}"
+
+
+def junit_properties(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """--junitxml: what a CI dashboard needs of a cell without opening the report."""
+    seen = record["observed"]
+    failed = next((s for s in seen["steps"] if s["outcome"] != "ok"), None) if seen else None
+    props = [
+        ("bindconform_status", record["status"]),
+        ("bindconform_outcome", seen["outcome"] if seen else "not run"),
+        ("bindconform_gate", record["gate"] or ""),
+        ("bindconform_verdicts", " ".join(f"{o}={v}" for o, v in record["verdicts"].items())),
+    ]
+    if failed:
+        props.append(("bindconform_failed_call", f"{failed['call']} {failed['socket']}"))
+        props.append(
+            ("bindconform_errno", f"{failed.get('error') or ''} {failed['errno']}".strip())
+        )
+    if seen and seen.get("delivery"):
+        props.append(("bindconform_receiver", str(seen["delivery"]["receiver"])))
+    return props
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """--junitxml: the facts of the host that decide results, as testsuite properties."""
+    from _pytest.junitxml import xml_key  # the plugin behind record_testsuite_property
+
+    xml = session.config.stash.get(xml_key, None)
+    if xml is None or hasattr(session.config, "workerinput"):
+        return
+    h = session.config.stash[run_state.STATE].host
+    pairs = [
+        ("bindconform_os", f"{h.os} {h.os_release}"),
+        ("bindconform_os_version", h.os_version),
+        ("bindconform_kernel", f"{h.kernel} {h.machine}"),
+        ("bindconform_python", h.python),
+        ("bindconform_privileged", str(h.admin).lower()),
+        ("bindconform_isolation", h.isolation),
+        ("bindconform_gate", session.config.stash[run_state.STATE].gates.get(h.os, "")),
+        *((f"bindconform_sysctl_{k}", v) for k, v in sorted(h.sysctl.items())),
+    ]
+    for name, value in pairs:
+        xml.add_global_property(name, value)
 
 
 class ExploreItem(pytest.Item):
@@ -425,6 +536,8 @@ class ExploreItem(pytest.Item):
                     "seconds": round(result.seconds, 3),
                     "seed": result.seed,
                     "divergences": [str(p) for p in result.divergences],
+                    "summary": result.summary(),
+                    "found": result.found,
                 },
             )
         )
@@ -484,12 +597,27 @@ class Recorder:
         self.book.expect(
             item.nodeid for item in session.items if isinstance(item, CellItem | BadCaseFile)
         )
+        suites = {item.suite.id: item.suite for item in session.items if isinstance(item, CellItem)}
+        self._check_gate(suites.values())
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         self.book.expect(ids)
+        if not getattr(self, "_gate_checked", False):
+            self._gate_checked = True
+            files = dict.fromkeys(i.partition("::")[0] for i in ids if "::" in i)
+            loaded = (self.book.suite(f) for f in files if f.endswith(cases.SUFFIX))
+            self._check_gate(s for s in loaded if isinstance(s, Suite))
+
+    def _check_gate(self, suites: Iterable[Suite]) -> None:
+        problem = gate_problem(self.state.host, self.state.gates, suites)
+        if problem:
+            raise pytest.UsageError(problem)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties if report.when == "call" else ():
+            if name == "bindconform_explore":
+                self.explored = value
         record = getattr(report, RECORD_ATTR, None)
         if record is not None:
             self.book.add(report.nodeid, record)
@@ -505,11 +633,29 @@ class Recorder:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.config.option.collectonly:
             return
-        lines = self.book.summary_lines(quiet=self.config.get_verbosity() < 0)
+        verbosity = self.config.get_verbosity()
+        lines = self.book.summary_lines(quiet=verbosity < 0)
+        explored = getattr(self, "explored", None)
+        if explored:  # what the exploration tried and found: most of a run's time
+            lines.append(explored["summary"])
+            lines += [f"  {line}" for line in explored["found"]]
+        if verbosity > 0 and self.book.report:
+            lines += skip_reasons(self.book.report["results"])
         if lines:
             terminalreporter.section("bindconform")
             for line in lines:
                 terminalreporter.write_line(line)
+
+
+def skip_reasons(results: list[dict[str, Any]]) -> list[str]:
+    """-v: why cells did not run, most frequent first, each with how to enable them."""
+    counts: dict[str, int] = {}
+    for r in results:
+        if r["status"] == "skip":
+            first = r["reason"].splitlines()[0] if r["reason"] else "(no reason)"
+            counts[first] = counts.get(first, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])
+    return ["not run, by reason:"] + [f"  {n:>5} {why}" for why, n in top[:12]] if top else []
 
 
 __all__ = ["CaseFile", "CellItem", "Recorder", "pytest_addoption", "pytest_collect_file"]

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import cases
+from . import cases, library
 from .model import ROLES, Cell, Oracle, SocketSpec, Suite
 from .yamlsrc import CaseFileError
 
@@ -32,7 +32,11 @@ def register(sub: Any) -> None:
     p.add_argument("--list", action="store_true", help="list the oracles with their provenance")
     p.add_argument("--format", choices=("md", "json"), default="md")
     p.add_argument(
-        "--cases", default="cases", metavar="DIR", help="case directory (default: cases)"
+        "--cases",
+        default=None,
+        metavar="DIR",
+        help="case directory (default: ./cases if there is one, else the library shipped "
+        "with pytest-bindconform)",
     )
     p.add_argument("--suite", default=None, help="only this suite id")
     p.set_defaults(func=run)
@@ -50,7 +54,7 @@ def load_all(root: Path) -> tuple[list[Suite], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    root = Path(args.cases)
+    root = Path(args.cases or ("cases" if Path("cases").is_dir() else library.directory()))
     if not root.is_dir():
         print(f"--cases {root}: no such directory", file=sys.stderr)
         return 2
@@ -96,6 +100,17 @@ def option_name(spec: SocketSpec, suite: Suite, profile: str | None) -> str:
         else:
             names.append(item)
     return "+".join(dict.fromkeys(names)) or "default"
+
+
+def resolved_name(spec: SocketSpec, suite: Suite, profile: str | None, os_family: str) -> str:
+    """The options the socket really sets on os_family under the profile ('' for none)."""
+    names: list[str] = []
+    for item in spec.options:
+        if item not in ROLES:
+            names.append(item)
+        elif profile:
+            names += suite.profiles[profile].resolve(item, os_family)
+    return "+".join(dict.fromkeys(names))
 
 
 def address_name(spec: SocketSpec) -> str:
@@ -146,6 +161,10 @@ def cell_objects(suite: Suite, oracle_id: str) -> list[dict[str, Any]]:
             "second_address": address_name(second),
             "outcome": exp.outcome,
             "undefined_delivery": exp.undefined_delivery,
+            "first_roles": "+".join(r for r in first.options if r in ROLES),
+            "first_resolved": resolved_name(first, suite, cell.profile, oracle.os),
+            "second_roles": "+".join(r for r in second.options if r in ROLES),
+            "second_resolved": resolved_name(second, suite, cell.profile, oracle.os),
             "profile": "any" if oracle.profiles is None else cell.profile,
             "state": cell.state,
             "suite": suite.id,
@@ -205,11 +224,18 @@ def _header(suite: Suite, oracle: Oracle) -> list[str]:
     for pid in oracle.profiles if oracle.os != "windows" and oracle.profiles else ():
         p = suite.profiles[pid]
         moves = ", ".join(
-            f"{'+'.join(p.windows[r])} -> {'+'.join(p.posix[r]) or 'no option'}"
+            f"{'+'.join(p.windows[r])} -> {'+'.join(p.posix[r]) or 'no option'} (role {r})"
             for r in ROLES
             if r != "default"
         )
         lines.append(f"  - {pid}: {moves}")
+    if oracle.os == "windows" and suite.profiles:
+        p = next(iter(suite.profiles.values()))
+        said = ", ".join(f"{r} = {'+'.join(p.windows[r]) or 'no option'}" for r in ROLES)
+        lines.append(
+            f"  - the page's option names; the case file's roles (as the HTML report labels "
+            f"them): {said}"
+        )
     return lines
 
 

@@ -134,7 +134,11 @@ def test_three_reports_named_after_the_os(project: pytest.Pytester) -> None:
             "*= bindconform =*",
             f"{CELLS} cells: {CELLS} pass (gate measured)",
             "  doc: 5 agree, 1 disagree, 0 no claim, 0 not run",
-            f"reports: reports/{OS}.json, reports/{OS}.md, out/{OS}.html",
+            "reports: "
+            + ", ".join(
+                (project.path / f).as_uri() for f in (f"reports/{OS}.json", f"reports/{OS}.md")
+            )
+            + f", {(project.path / f'out/{OS}.html').as_uri()}",
         ]
     )
 
@@ -145,7 +149,8 @@ def test_quiet_terminal_summary_is_short(project: pytest.Pytester) -> None:
     start = next(i for i, line in enumerate(lines) if " bindconform " in line)
     assert lines[start + 1 : start + 3] == [
         f"{CELLS} cells: {CELLS} pass (gate measured)",
-        f"reports: reports/{OS}.json, reports/{OS}.md",
+        "reports: "
+        + ", ".join((project.path / f"reports/{OS}.{x}").as_uri() for x in ("json", "md")),
     ]
     assert not any("no claim" in line for line in lines)
 

@@ -25,6 +25,7 @@ from pytest_bindconform.__main__ import main
 from pytest_bindconform.report import html, markdown, model
 from pytest_bindconform.report.book import Book, write_atomic
 from pytest_bindconform.report.merge import result as merged_result
+from pytest_bindconform.report.merge import shown
 from pytest_bindconform.state import RunState
 
 REPO = Path(__file__).resolve().parents[1]
@@ -228,7 +229,9 @@ def test_html_draws_grids_in_page_orientation(linux: dict[str, Any]) -> None:
     grid = linux["suites"]["ms-so-exclusiveaddruse-table1"]["grid"]
     first = page.grids[0]
     columns, rows = len(grid["columns"]), len(grid["rows"])
-    assert first["th"] == [first["th"][0], *grid["columns"], *grid["rows"]]
+    roles = [re.sub(r" \([^()]*\)", "", th) for th in first["th"]]  # 'reuse (SO_REUSEPORT)'
+    assert roles == [first["th"][0], *grid["columns"], *grid["rows"]]
+    assert any(" (SO_" in th for th in first["th"]), "a role says what it became here"
     assert len(first["recs"]) == rows * columns
     merged = [i for i, label in enumerate(grid["columns"]) if " or " in label]
     assert merged, "Table 1 merges columns"
@@ -416,19 +419,25 @@ def test_merge_builds_the_cross_host_matrix(
     assert model.problems(merged) == []
     keys = [h["key"] for h in merged["hosts"]]
     assert [k.split()[0] for k in keys] == ["linux", "windows"]
+    assert [h["label"].split()[0] for h in merged["hosts"]] == [OS_NAME, "windows"]
     assert len(merged["cells"]) == len(linux["results"])
-    assert all(set(c["hosts"]) == set(keys) for c in merged["cells"])
+    assert all(
+        sorted(h for g in c["results"] for h in g["hosts"]) == [0, 1] for c in merged["cells"]
+    )
     seen = {r["id"]: r["observed"]["outcome"] for r in linux["results"]}
     other = {r["id"]: r["observed"]["outcome"] for r in win["results"]}
     assert merged["differences"] == [i for i in seen if seen[i] != other[i]]
     assert merged["differences"], "Linux and Table 1 differ somewhere"
-    wrong = [(e["id"], e["host"], e["oracle"]) for e in merged["errata"]]
-    assert wrong == [(odd, keys[1], DOC)]
+    assert {c["differ"] for c in merged["cells"] if c["id"] in merged["differences"]} == {"os"}
+    wrong = [
+        (e["cells"], [(d["oracle"], d["hosts"]) for d in e["documents"]]) for e in merged["errata"]
+    ]
+    assert wrong == [([odd], [(DOC, [1])])]
     md = Path(f"{out}.md").read_text(encoding="utf-8")
-    assert f"## Where hosts differ ({len(merged['differences'])} cells)" in md
-    assert "## Where a documented table is wrong on its host (1)" in md
+    assert f"## Where hosts differ ({len(merged['differences'])} cells, " in md
+    assert "## Errata per grid position (1 positions)" in md
     page = Path(f"{out}.html").read_text(encoding="utf-8")
-    assert all(html.esc(k) in page for k in keys) and "<script" not in page
+    assert all(html.esc(h["label"]) in page for h in merged["hosts"]) and "<script" not in page
 
 
 def test_merge_takes_one_host_under_two_gates(tmp_path: Path, linux: dict[str, Any]) -> None:
@@ -444,36 +453,39 @@ def test_merge_joins_disjoint_reports_of_one_host(tmp_path: Path, linux: dict[st
     half = len(linux["results"]) // 2
     first, second = copy.deepcopy(linux), copy.deepcopy(linux)
     first["results"], second["results"] = linux["results"][:half], linux["results"][half:]
+    first["summary"], second["summary"] = map(
+        model.summarize, (first["results"], second["results"])
+    )
     a, b = save(tmp_path / "a.json", first), save(tmp_path / "b.json", second)
     assert merge(a, b, "--json", str(tmp_path / "m.json")) == 0
     merged = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
     assert len(merged["hosts"]) == 1 and merged["hosts"][0]["sources"] == [a, b]
+    assert merged["hosts"][0]["summary"] == linux["summary"]  # the halves add up to the whole
     assert len(merged["cells"]) == len(linux["results"])
 
 
-def test_merge_stores_what_hosts_share_once_and_loses_nothing(
+def test_merge_stores_what_hosts_share_once_and_what_each_host_saw(
     tmp_path: Path, linux: dict[str, Any]
 ) -> None:
     win, _ = as_windows(linux)
-    win["results"][0]["line"] += 1  # a field that differs stays with its host
-    a, b = save(tmp_path / "linux.json", linux), save(tmp_path / "windows.json", win)
-    assert merge(a, b, "--json", str(tmp_path / "m.json")) == 0
+    twin = copy.deepcopy(linux)  # the same OS under another Python: the same results
+    twin["run_info"]["host"]["python"] = twin["run_info"]["python"] = "3.99.0"
+    paths = [save(tmp_path / f"{n}.json", d) for n, d in (("l", linux), ("w", win), ("t", twin))]
+    assert merge(*paths, "--json", str(tmp_path / "m.json")) == 0
     text = (tmp_path / "m.json").read_text(encoding="utf-8")
     merged = json.loads(text)
-    keys = [h["key"] for h in merged["hosts"]]
     rows = {c["id"]: c for c in merged["cells"]}
-    for doc, key in ((linux, keys[0]), (win, keys[1])):
+    for index, doc in enumerate((linux, win, twin)):
         for r in doc["results"]:
-            assert merged_result(rows[r["id"]], key) == r
+            kept = merged_result(rows[r["id"]], index)
+            assert kept is not None and {k: v for k, v in kept.items() if k != "hosts"} == shown(r)
     shared = {"id", "suite", "name", "key", "variant", "grid", "expected"}
-    assert all(not shared & set(h) for c in rows.values() for h in c["hosts"].values())
-    first = rows[linux["results"][0]["id"]]["hosts"]
-    assert "line" in first[keys[1]] and "line" not in first[keys[0]]
+    assert all(not shared & set(g) for c in rows.values() for g in c["results"])
+    assert all(merged_result(c, 0) is merged_result(c, 2) for c in rows.values()), "stored once"
     provenance = linux["suites"]["ms-so-exclusiveaddruse-table1"]["oracles"][DOC]["provenance"]
-    errata = [e for e in merged["errata"] if e["oracle"] == DOC]  # each names its document
-    assert errata and text.count(json.dumps(provenance, ensure_ascii=False)) == 1 + len(errata)
-    inputs = len(model.dumps(linux)) + len(model.dumps(win))
-    assert len(text) < 0.9 * inputs, (len(text), inputs)
+    assert text.count(json.dumps(provenance, ensure_ascii=False)) == 1
+    inputs = len(model.dumps(linux)) + len(model.dumps(win)) + len(model.dumps(twin))
+    assert len(text) < 0.5 * inputs, (len(text), inputs)
 
 
 def test_merge_refuses_reports_whose_oracles_say_other_things(
@@ -617,6 +629,6 @@ def test_reports_render_in_a_real_browser(tmp_path: Path) -> None:
         == 0
     )
     dom, log = render_in_browser(tmp_path / "merged.html", tmp_path / "profile2")
-    assert "Where hosts differ" in dom and 'class="grid"' in dom
+    assert "Overview: suites × hosts" in dom and 'class="grid mx"' in dom
     for problem in ("Uncaught", "Refused to", "ERR_", "CONSOLE"):
         assert problem not in log, log[-2000:]

@@ -24,7 +24,8 @@ KEYS = {
     "outcome",
     "undefined_delivery",
 }
-EXTRA = {"profile", "state", "suite"}
+EXTRA = {"profile", "state", "suite", "first_roles", "first_resolved"}
+EXTRA |= {"second_roles", "second_resolved"}
 Runner = Callable[..., tuple[int, str, str]]
 VARIANTS_A = 6  # tcp4/tcp6 bound and listening, udp4, udp6
 

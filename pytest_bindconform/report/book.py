@@ -172,11 +172,14 @@ class Book:
         counts = ", ".join(f"{n} {s}" for s, n in summary["status"].items() if n)
         gate = self.report["run_info"]["gate"]
         lines = [f"{summary['cells']} cells: {counts or 'none'} (gate {gate})"]
+        skipped = summary["status"]["skip"]
         for oid, verdicts in [] if quiet else summary["oracles"].items():
             mark = " (gate)" if oid == gate else ""
+            apart = skipped - verdicts["not-run"]  # skipped cells it has no expectation for
+            why = f" (+{apart} skipped cells it expects nothing of)" if apart > 0 else ""
             lines.append(
                 f"  {oid}{mark}: {verdicts['agree']} agree, {verdicts['disagree']} disagree, "
-                f"{verdicts['no-claim']} no claim, {verdicts['not-run']} not run"
+                f"{verdicts['no-claim']} no claim, {verdicts['not-run']} not run{why}"
             )
         known = {o for r in self.report["results"] for o in r.get("expected", {})}
         if gate and known and gate not in known:
@@ -191,12 +194,12 @@ class Book:
         }
         if others and not quiet:
             follows = ", ".join(
-                f"{o} {100 * n['agree'] // max(1, n['agree'] + n['disagree'])}%"
+                f"{o} {100 * n['agree'] / max(1, n['agree'] + n['disagree']):.0f}%"
                 for o, n in list(others.items())[:4]
             )
             lines.append(f"  closest other sources (findings): {follows}")
         if self.written:
-            lines.append("reports: " + ", ".join(shown(p) for p in self.written))
+            lines.append("reports: " + ", ".join(p.resolve().as_uri() for p in self.written))
         return lines
 
 

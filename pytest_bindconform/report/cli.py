@@ -61,6 +61,7 @@ def _merge(args: argparse.Namespace) -> int:
     print(
         f"merged {len(args.reports)} reports: {len(merged['hosts'])} hosts, "
         f"{len(merged['cells'])} cells, {len(merged['differences'])} differ between hosts, "
-        f"{len(merged['errata'])} errata; wrote {', '.join(map(str, outputs.values()))}"
+        f"errata at {len(merged['errata'])} grid positions; wrote "
+        f"{', '.join(map(str, outputs.values()))}"
     )
     return 0

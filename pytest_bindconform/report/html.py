@@ -1,7 +1,9 @@
 """One self-contained HTML file: each suite as grids in its published orientation.
 
-No script, no external asset: it opens from disk, offline, and every piece of
-text from case files or hosts goes through esc() (a title may hold '<script>').
+No script, no external asset: it opens from disk, offline. The page shell, the
+fingerprint and the whole merged matrix are Jinja2 templates with autoescaping
+(templates/); the host report's grids are still built here, every piece of text
+from case files or hosts going through esc() (a title may hold '<script>').
 """
 
 from __future__ import annotations
@@ -11,40 +13,10 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from .merge import result as host_result
-from .model import STATUSES, VERDICTS, oracle_applies, summarize, token
+from . import labels, matrix, templates
+from .merge import resolves
+from .model import VERDICTS, oracle_applies, summarize, token
 from .model import errata as errata_of
-
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em 2em;color:#1d1d1f}
-h1{font-size:1.5em;margin:0 0 .3em}h2{margin-top:1.8em;border-bottom:2px solid #ccd}
-h3{display:inline;font-size:1.05em;margin:0}
-table{border-collapse:collapse;margin:.4em 0 1em}
-th,td{border:1px solid #b9bccb;padding:3px 6px;vertical-align:top;text-align:left}
-th{background:#eef0f6;font-weight:600}
-.scroll{overflow-x:auto;max-width:100%}
-table.grid{margin:.3em 0 .8em}
-table.grid th{font-size:12px;max-width:11em}table.grid th.corner{font-weight:400;color:#444}
-table.grid tr>th:first-child{position:sticky;left:0}
-table.grid td{padding:2px 5px;white-space:nowrap}table.grid td.multi{padding:0}
-div.rec{padding:2px 5px}div.rec+div.rec{border-top:1px dashed #888}
-.agree{background:#cdeccd}.disagree{background:#f6b8b8}.finding{background:#ffdf9e}
-.noclaim{background:#f1f1f1}.error{background:#dcc6f2}
-.notrun{background:repeating-linear-gradient(45deg,#f7f7f7 0 5px,#e4e4e4 5px 10px)}
-.rec b{font:700 13px ui-monospace,Menlo,Consolas,monospace}
-.x{display:block;font:11px ui-monospace,Menlo,Consolas,monospace;color:#333}
-.x i,.key i{font-style:normal;color:#9a9a9a}.x u,.key u{color:#a00000;font-weight:700}
-.alt{font-size:11px;color:#555;display:block}
-summary{cursor:pointer}.rec summary{list-style:none}
-.rec summary::-webkit-details-marker{display:none}
-.rec details[open]>summary{border-bottom:1px solid #999;margin-bottom:3px}
-.rec summary:after{content:" ⋯";color:#555}
-details.variant{margin:.5em 0}details.variant>summary{padding:2px 0}
-.more{font-size:12px;white-space:normal;min-width:36em}.more table{margin:.2em 0}
-.more th,.more td{padding:1px 4px}
-pre{white-space:pre-wrap;margin:.2em 0;font-size:12px}
-.muted{color:#666}.kv th{width:11em}
-"""
 
 LEGEND = (  # (css class, mark, label, meaning)
     ("agree", "✓", "agree", "every applicable oracle that makes a claim agrees"),
@@ -116,13 +88,32 @@ def expectations(result: dict[str, Any], letters: dict[str, str]) -> str:
     oids = sorted(result["expected"], key=lambda o: order.index(o) if o in order else len(order))
     joined = all(len(letters.get(o, o)) == 1 for o in oids)  # 'ACD', else 'A CD oracle-27'
     look = {None: "<i>{}</i>", "disagree": "<u>{}</u>"}  # does not apply here; disagrees
+    other = set(others_disagree(result))
     groups: dict[str, list[str]] = {}
     for oid in oids:
-        mark = look.get(result["verdicts"].get(oid), "{}").format(esc(letters.get(oid, oid)))
+        how = "<em>{}</em>" if oid in other else look.get(result["verdicts"].get(oid), "{}")
+        mark = how.format(esc(letters.get(oid, oid)))
         groups.setdefault(expects(result["expected"][oid]), []).append(mark)
     parts = [("" if joined else " ").join(keys) + " " + esc(tok) for tok, keys in groups.items()]
     text = " · ".join(parts)
-    return text.replace("</i><i>", "").replace("</u><u>", "") if joined else text
+    if joined:
+        text = text.replace("</i><i>", "").replace("</u><u>", "").replace("</em><em>", "")
+    return text
+
+
+def others_disagree(result: dict[str, Any]) -> list[str]:
+    """Sources for other OSes (they do not apply here) that claim another outcome than
+    this host's: a finding about how portable the behaviour is, drawn in colour."""
+    seen = (result.get("observed") or {}).get("outcome")
+    if seen is None:
+        return []
+    return [
+        oid
+        for oid, exp in result["expected"].items()
+        if oid not in result["verdicts"]
+        and exp["outcome"] not in ("unknown", "n/a")
+        and exp["outcome"] != seen
+    ]
 
 
 def socket_text(s: dict[str, Any]) -> str:
@@ -281,12 +272,18 @@ def cell(group: list[dict[str, Any]], letters: dict[str, str]) -> str:
         return tag("td", "—", class_="muted")
     if len(group) == 1:
         (r,) = group
-        return tag("td", block(r, letters), class_=f"rec {kind(r)}", title=hover(r))
+        return tag("td", block(r, letters), class_=f"rec {look(r)}", title=hover(r))
     inner = "".join(
-        tag("div", block(r, letters, label), class_=f"rec {kind(r)}", title=hover(r))
+        tag("div", block(r, letters, label), class_=f"rec {look(r)}", title=hover(r))
         for r, label in zip(group, alternatives(group), strict=True)
     )
     return tag("td", inner, class_="multi")
+
+
+def look(result: dict[str, Any]) -> str:
+    """The classes of a drawn result: its kind, and 'other' where another OS's source
+    disagrees with what this host did."""
+    return kind(result) + (" other" if others_disagree(result) else "")
 
 
 def tally(results: list[dict[str, Any]]) -> str:
@@ -394,7 +391,13 @@ def grids(
         for r in mine:
             where.setdefault((r["grid"]["row"], r["grid"]["column"]), []).append(r)
         corner = f"{grid.get('row_socket', 'rows')} ↓ · {grid.get('column_socket', 'columns')} →"
-        table_ = grid_table(corner, grid["columns"], grid["rows"], where, letters)
+        roles: dict[str, dict[str, str]] = {}
+        for r in mine:
+            resolves(roles, r)
+        became = roles.get(mine[0]["profile"] or "", {})
+        columns = [labels.with_options(c, became) for c in grid["columns"]]
+        rows = [labels.with_options(c, became) for c in grid["rows"]]
+        table_ = grid_table(corner, columns, rows, where, letters)
         out.append(variant(name or "all cells", mine, table_, n == 0))
     rest = [r for r in results if r["grid"] is None or not grid]
     if rest:
@@ -416,8 +419,9 @@ def legend() -> str:
         "expecting each outcome, by their keys in the suite's oracle table: "
         "<code class='key'>A<i>CD</i> INUSE · <i>B</i> ok*</code> says A, C and D expect "
         "INUSE and B expects ok. A grey key does not apply to this OS; a red one "
-        "disagrees; * undefined which socket receives packets; →b names the socket that "
-        "receives them. Hover a cell "
+        "disagrees; a purple one is another OS's source claiming another outcome than this "
+        "host's (the cell is outlined in purple); * undefined which socket receives "
+        "packets; →b names the socket that receives them. Hover a cell "
         "for the sockets, every call with its raw error, the reason, and the OS model's "
         "prediction where it does not agree; cells marked ⋯ "
         "(failures, errors, disagreements, no gate) open on click with the full tables."
@@ -525,16 +529,39 @@ def errata_table(entries: list[dict[str, Any]], with_host: bool) -> str:
     return table(head, ([esc(e[f]) for f in fields] for e in entries))
 
 
-def page(title: str, body: str) -> str:
+def simulated(info: dict[str, Any]) -> str:
+    """The banner of a run whose sockets were a stand-in: never a conformance result."""
+    if not info.get("simulated"):
+        return ""
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'\">"
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n"
+        f"SIMULATED run ({info['simulated']}): the socket layer was a stand-in, not "
+        f"{info['host']['os']}; these are no conformance results and the merge refuses them."
     )
 
 
-def render(report: dict[str, Any]) -> str:
+def page(title: str, body: str, lead: str = "", banner: str = "") -> str:
+    return templates.render(
+        "host.html.j2",
+        title=title,
+        body=templates.markup(body),
+        lead=templates.markup(lead),
+        simulated=banner,
+    )
+
+
+def decisive(info: dict[str, Any]) -> str:
+    """The fingerprint that decides results, at the top of the host report."""
+    pairs = matrix.fingerprint(info)[:-3]
+    return tag(
+        "table",
+        tag("caption", "What decides the results on this host")
+        + "".join(tag("tr", tag("th", esc(k)) + tag("td", esc(v))) for k, v in pairs),
+        class_="fp kv",
+    )
+
+
+def render(report: dict[str, Any], lead: str = "") -> str:
+    """The host report; lead (already escaped HTML) comes first in the body."""
     info, suites, results = report["run_info"], report["suites"], report["results"]
     host = info["host"]
     title = f"bind() conformance: {host['os']} {host['os_release']}"
@@ -551,6 +578,7 @@ def render(report: dict[str, Any]) -> str:
             ),
             class_="muted",
         ),
+        decisive(info),
         summary_table(report["summary"], info["gate"]),
         legend(),
         contents(suites, results, len(errata)),
@@ -622,52 +650,15 @@ def render(report: dict[str, Any]) -> str:
             )
         )
     parts.append(tag("h2", "Run") + run_info(info))
-    return page(title, "".join(parts))
+    return page(title, "".join(parts), lead, simulated(info))
 
 
-def render_merged(merged: dict[str, Any]) -> str:
-    keys = [h["key"] for h in merged["hosts"]]
-    suites = merged["suites"]
-    title = f"bind() conformance across {len(keys)} hosts"
-    head = ("host (matrix column)", "gate", "started", "plugin", "cells", *STATUSES, "from")
-    hosts = []
-    for h in merged["hosts"]:
-        info, summary = h["run_info"], merged["summary"][h["key"]]
-        row = [h["key"], info["gate"], info["started"], info["plugin_version"], summary["cells"]]
-        row += [*summary["status"].values(), ", ".join(h["sources"])]
-        hosts.append([esc(v) for v in row])
-    parts = [tag("h1", esc(title)), table(head, hosts), legend(), tag("h2", "Suites and oracles")]
-    for sid, suite in suites.items():
-        parts.append(tag("h3", esc(f"{suite['title']} ({sid})")))
-        parts.append(oracle_table(suite, letters_of(suite, [])))
-
-    def matrix(cells: list[dict[str, Any]]) -> str:
-        rows = []
-        for c in cells:
-            letters = letters_of(suites.get(c["suite"] or ""), [c])
-            rows.append(
-                [esc(f"{c['suite']}: {c['name']}")]
-                + [cell([host_result(c, k)] if k in c["hosts"] else [], letters) for k in keys]
-            )
-        return tag("div", table(("cell", *keys), rows, cls="grid"), class_="scroll")
-
-    by_id = {c["id"]: c for c in merged["cells"]}
-    differ = [by_id[i] for i in merged["differences"]]
-    parts.append(tag("h2", f"Where hosts differ ({len(differ)} cells)"))
-    parts.append(
-        matrix(differ)
-        if differ
-        else tag("p", "Every host observed the same outcomes.", class_="muted")
+def render_merged(merged: dict[str, Any], lead: str = "") -> str:
+    """The cross-host matrix (templates/merged.html.j2); lead (escaped HTML) comes first."""
+    banners = [simulated(h["run_info"]) for h in merged["hosts"]]
+    return templates.render(
+        "merged.html.j2",
+        **matrix.page(merged),
+        lead=templates.markup(lead),
+        simulated=" ".join(b for b in banners if b),
     )
-    errata = merged["errata"]
-    parts.append(tag("h2", f"Where a documented table is wrong on its host ({len(errata)})"))
-    parts.append(
-        errata_table(errata, with_host=True) if errata else tag("p", "None.", class_="muted")
-    )
-    parts.append(tag("h2", "Every cell"))
-    for sid in dict.fromkeys(c["suite"] or "" for c in merged["cells"]):
-        mine = [c for c in merged["cells"] if (c["suite"] or "") == sid]
-        name = suites[sid]["title"] if sid in suites else sid or "case files that do not load"
-        summary = tag("summary", tag("b", esc(f"{name} — {len(mine)} cells")))
-        parts.append(tag("details", summary + matrix(mine), class_="variant"))
-    return page(title, "".join(parts))

@@ -77,12 +77,16 @@ def run_line(info: dict[str, Any]) -> list[str]:
     return [f"Run id {text(info['run_id'])}", ""] if info.get("run_id") else []
 
 
-def render(report: dict[str, Any], where: str = "", limit: int = LIMIT) -> str:
+def render(
+    report: dict[str, Any], where: str = "", limit: int = LIMIT, lead: list[str] | None = None
+) -> str:
+    """The host report; lead (Markdown lines) comes right after the title."""
     info, summary = report["run_info"], report["summary"]
     gate = info["gate"]
     head = [
         f"# bind() conformance: {text(host_line(info))}",
         "",
+        *(lead or []),
         f"Gate **{text(gate)}** · plugin {text(info['plugin_version'])} · "
         f"isolation {text(info['isolation'])} · {text(info['started'])} → "
         f"{text(info['finished'])} · exit status {info['exit_status']}",
@@ -139,38 +143,86 @@ def render(report: dict[str, Any], where: str = "", limit: int = LIMIT) -> str:
     return fit(head, sections, limit, where)
 
 
-def render_merged(merged: dict[str, Any], where: str = "", limit: int = LIMIT) -> str:
-    keys = [h["key"] for h in merged["hosts"]]
-    head = [
-        f"# bind() conformance across {len(keys)} hosts",
-        "",
-        *header("host", "gate", "cells", "pass", "fail", "skip", "error", "ungated"),
-    ]
-    for h in merged["hosts"]:
-        s = merged["summary"][h["key"]]
-        head.append(row(h["key"], h["run_info"]["gate"], s["cells"], *s["status"].values()))
-    by_id = {c["id"]: c for c in merged["cells"]}
-    differ = [
-        row(
-            cid,
-            *(observed(by_id[cid]["hosts"][k]) if k in by_id[cid]["hosts"] else "—" for k in keys),
-        )
-        for cid in merged["differences"]
-    ]
-    errata = [
-        row(e["id"], e["host"], e["oracle"], e["documented"], e["observed"], e["provenance"])
-        for e in merged["errata"]
-    ]
+MARKS = {"agree": "✓", "disagree": "✗", "finding": "!", "notrun": "–", "error": "⚠"}
+
+
+def render_merged(
+    merged: dict[str, Any], where: str = "", limit: int = LIMIT, lead: list[str] | None = None
+) -> str:
+    """The matrix in brief: hosts, suites x hosts, errata and differences per grid position."""
+    from .matrix import View, kind, seen  # the HTML's reading of a cell, shared
+
+    view = View(merged)
+    hosts = merged["hosts"]
+    head = [f"# bind() conformance across {len(hosts)} hosts", "", *(lead or [])]
+    head += header("#", "host", "gate", "cells", "pass", "fail", "skip", "error", "ungated")
+    for n, h in enumerate(hosts, 1):
+        s = h["summary"]
+        head.append(row(n, h["label"], h["run_info"]["gate"], s["cells"], *s["status"].values()))
+    names = ", ".join(f"{mark} {k}" for k, mark in MARKS.items())
+    head += ["", "## Suites × hosts", "", f"Cells per host: {names}.", ""]
+    head += header(
+        "suite", "cells", "OSes differ", *(f"{n} {h['label']}" for n, h in enumerate(hosts, 1))
+    )
+    per: dict[str, list[dict[str, Any]]] = {}
+    for c in merged["cells"]:
+        per.setdefault(c["suite"] or "", []).append(c)
+    for sid, cells in per.items():
+        counts: list[dict[str, int]] = [{} for _ in hosts]
+        for c in cells:
+            for i, g in enumerate(view.per_host(c)):
+                if g:
+                    k = kind(g)
+                    counts[i][k] = counts[i].get(k, 0) + 1
+        tallies = [" ".join(f"{MARKS[k]}{n}" for k, n in c.items() if k in MARKS) for c in counts]
+        os_differ = sum(1 for c in cells if c.get("differ") == "os")
+        title = merged["suites"].get(sid, {}).get("title", sid or "case files that do not load")
+        head.append(row(title, len(cells), os_differ, *tallies))
+    errata = []
+    for e in merged["errata"]:
+        w = e["position"]
+        place = f"{w['row']} × {w['column']}" if "row" in w else w["case"]
+        for d in e["documents"]:
+            who = ", ".join(hosts[h]["label"] for h in d["hosts"])
+            errata.append(
+                row(
+                    e["suite"],
+                    place,
+                    f"{d['oracle']}: {d['documented']}",
+                    d["observed"],
+                    who,
+                    d["cells"],
+                )
+            )
+    differ: dict[tuple[str, str, str], int] = {}
+    for c in merged["cells"]:
+        if not c.get("differ"):
+            continue
+        w = c.get("grid") or {}
+        place = f"{w['row_label']} × {w['column_label']}" if w else c["key"]
+        split: dict[str, list[str]] = {}
+        for i, g in enumerate(view.per_host(c), 1):
+            if g and g["outcome"] is not None:
+                split.setdefault(seen(g), []).append(str(i))
+        said = " · ".join(f"{o}: {' '.join(h)}" for o, h in split.items())
+        key = (c["suite"] or "", place, said)
+        differ[key] = differ.get(key, 0) + 1
+    differ_rows = [row(s, p, said, n) for (s, p, said), n in differ.items()]
     measured = [
         row(m["file"], m["os"], m["suite"], m["observed"], m["disagreed_with_gate"])
         for m in merged.get("measured", [])
     ]
     sections: list[Section] = [
-        (f"## Where hosts differ ({len(differ)} cells)", header("cell", *keys), differ),
         (
-            f"## Where a documented table is wrong on its host ({len(errata)})",
-            header("cell", "host", "oracle", "documented", "observed", "provenance"),
+            f"## Errata per grid position ({len(merged['errata'])} positions)",
+            header("suite", "position", "document: says", "observed", "hosts", "cells"),
             errata,
+        ),
+        (
+            f"## Where hosts differ ({len(merged['differences'])} cells, "
+            f"{len(differ_rows)} positions)",
+            header("suite", "position", "outcome: hosts (by #)", "cells"),
+            differ_rows,
         ),
     ]
     if "measured" in merged:  # merge --measured: blocks to review and commit as measured oracles

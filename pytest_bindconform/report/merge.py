@@ -1,11 +1,17 @@
 """Several host reports -> one matrix: rows are cells, columns are hosts.
 
-A column is a host run under one gate and isolation mode; reports of one host
-may be merged if they hold different cells. What every host shares (the cell's
-name, grid position, expectations) is stored once per row, not once per host.
-Anything that would silently lose or mix data (one cell twice for one host,
-other format versions, other case files) is refused with a message naming the
-files.
+A column is a host run under one gate, isolation mode and privilege; reports of
+one host may be merged if they hold different cells. The merged report is the
+matrix a person reads, sized for any number of hosts: what every host shares
+(the cell's name, grid position, expectations) is stored once per row, and each
+row lists its distinct outcomes once with the hosts that saw them. Each host's
+call-by-call trace stays in its host report (hosts[].sources names it).
+
+Inputs are read one at a time, each checked whole (schema, format, kind) and
+folded in before the next is read, so memory grows with the matrix, not with
+the inputs. Anything that would silently lose or mix data (one cell twice for
+one host, other format versions, other case files) is refused with a message
+naming the files; nothing is written unless every input passed.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from . import model
+from . import labels, model
 
 
 class MergeError(Exception):
@@ -24,11 +30,12 @@ class MergeError(Exception):
 
 
 def host_key(info: dict[str, Any]) -> str:
+    """The matrix column: one host, under one gate, isolation and privilege."""
     h = info["host"]
     return (
         f"{h['os']} {h['os_release']} ({h['kernel']}, {h['machine']}) python {h['python']} "
-        f"gate={info['gate']} isolation={info['isolation']} "
-        f"{'privileged' if h['admin'] else 'unprivileged'}"  # CI's sudo pass is its own column
+        f"{'privileged' if h.get('admin') else 'unprivileged'} "
+        f"gate={info['gate']} isolation={info['isolation']}"
     )
 
 
@@ -41,107 +48,252 @@ def read(path: Path) -> Any:
         raise MergeError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
 
 
+def check(name: str, doc: Any, first: tuple[str, Any] | None) -> None:
+    """One input, whole: a valid host report of the format of the first and of this version."""
+    if not isinstance(doc, dict) or "format" not in doc:
+        raise MergeError(f"{name}: not a bindconform report (no 'format' field)")
+    if first is not None and doc["format"] != first[1]:
+        raise MergeError(
+            f"{name} has report format {doc['format']!r} but {first[0]} has "
+            f"format {first[1]!r}: regenerate them with one pytest-bindconform version"
+        )
+    if doc["format"] != model.FORMAT:
+        raise MergeError(
+            f"{first[0] if first else name}: report format {doc['format']!r}; this "
+            f"pytest-bindconform ({__version__}) reads format {model.FORMAT}"
+        )
+    if doc.get("kind") == "merged":
+        raise MergeError(f"{name}: is a merged report; merge the host reports it came from")
+    found = model.problems(doc)
+    if found:
+        shown = "\n  ".join(found[:10]) + (f"\n  … {len(found) - 10} more" if found[10:] else "")
+        raise MergeError(f"{name}: not a valid bindconform host report:\n  {shown}")
+
+
 def load(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
-    """Read and check every input before merging any."""
-    docs = []
+    """Read and check every input (all of them in memory: for a few small reports)."""
+    docs: list[tuple[str, dict[str, Any]]] = []
     for path in paths:
         doc = read(path)
-        if not isinstance(doc, dict) or "format" not in doc:
-            raise MergeError(f"{path}: not a bindconform report (no 'format' field)")
+        check(str(path), doc, (docs[0][0], docs[0][1]["format"]) if docs else None)
         docs.append((str(path), doc))
-    first, fmt = docs[0][0], docs[0][1]["format"]
-    for name, doc in docs[1:]:
-        if doc["format"] != fmt:
-            raise MergeError(
-                f"{name} has report format {doc['format']!r} but {first} has "
-                f"format {fmt!r}: regenerate them with one pytest-bindconform version"
-            )
-    if fmt != model.FORMAT:
-        raise MergeError(
-            f"{first}: report format {fmt!r}; this pytest-bindconform "
-            f"({__version__}) reads format {model.FORMAT}"
-        )
-    for name, doc in docs:
-        if doc.get("kind") == "merged":
-            raise MergeError(f"{name}: is a merged report; merge the host reports it came from")
-        found = model.problems(doc)
-        if found:
-            shown = "\n  ".join(found[:10]) + (
-                f"\n  … {len(found) - 10} more" if found[10:] else ""
-            )
-            raise MergeError(f"{name}: not a valid bindconform host report:\n  {shown}")
     return docs
 
 
 CELL = ("id", "suite", "name", "key", "variant", "profile", "line", "grid")  # same on every host
 
 
-def merge(docs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    hosts: dict[str, dict[str, Any]] = {}
-    suites: dict[str, Any] = {}
-    cells: dict[str, dict[str, Any]] = {}
-    full: dict[tuple[str, str], dict[str, Any]] = {}  # (cell, host) -> that host's result
-    owner: dict[tuple[str, str], str] = {}  # (host, cell) -> file
-    said: dict[tuple[str, str], str] = {}  # (cell, oracle) -> file whose expectation we kept
-    first: dict[str, str] = {}  # suite -> file whose oracle table we kept
-    for name, doc in docs:
+def shown(record: dict[str, Any]) -> dict[str, Any]:
+    """What the matrix keeps of one host's result: what a reader compares between hosts."""
+    seen = record["observed"]
+    out: dict[str, Any] = {
+        "status": record["status"],
+        "outcome": seen["outcome"] if seen else None,
+        "verdicts": record["verdicts"],
+        "gate": record["gate"],
+    }
+    if record["reason"]:
+        out["reason"] = record["reason"]
+    if seen:
+        delivery = seen.get("delivery")
+        if delivery:
+            out["receiver"] = delivery["receiver"]
+        failed = next((s for s in seen["steps"] if s["outcome"] != "ok"), None)
+        if failed:
+            error = failed.get("error") or "errno"
+            out["failed"] = f"{failed['call']} {failed['socket']}: {error} {failed['errno']}"
+    if record.get("model"):
+        out["model"] = {k: record["model"][k] for k in ("outcome", "verdict")}
+    return out
+
+
+class Matrix:
+    """The merged report under construction, fed one host report at a time."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, dict[str, Any]] = {}
+        self.suites: dict[str, Any] = {}
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.groups: dict[str, dict[str, dict[str, Any]]] = {}  # cell -> shown json -> group
+        self.owner: dict[tuple[str, str], str] = {}  # (host, cell) -> file
+        self.said: dict[tuple[str, str], str] = {}  # (cell, oracle) -> file we kept it from
+        self.first: dict[str, str] = {}  # suite -> file whose oracle table we kept
+        self.errata: list[tuple[int, dict[str, Any]]] = []
+        self.formats: tuple[str, Any] | None = None
+
+    def add(self, name: str, doc: dict[str, Any]) -> None:
+        check(name, doc, self.formats)
+        self.formats = self.formats or (name, doc["format"])
         key = host_key(doc["run_info"])
-        hosts.setdefault(key, {"key": key, "run_info": doc["run_info"], "sources": []})
-        hosts[key]["sources"].append(name)
+        host = self.hosts.setdefault(
+            key,
+            {"key": key, "run_info": doc["run_info"], "sources": [], "resolves": {}},
+        )
+        index = list(self.hosts).index(key)
+        host["sources"].append(name)
+        host["summary"] = added(host.get("summary"), doc["summary"])
         for sid, suite in doc["suites"].items():
-            kept = suites.setdefault(sid, suite)
-            first.setdefault(sid, name)
+            kept = self.suites.setdefault(sid, suite)
+            self.first.setdefault(sid, name)
             if kept["oracles"] != suite["oracles"]:  # the provenance texts live only there
                 raise MergeError(
                     f"{name}: the oracles of suite {sid!r} (their provenance) differ from "
-                    f"those in {first[sid]}: the reports come from different case files; "
+                    f"those in {self.first[sid]}: the reports come from different case files; "
                     "rerun with the same ones"
                 )
         for r in doc["results"]:
-            if (key, r["id"]) in owner:
-                raise MergeError(
-                    f"{owner[key, r['id']]} and {name} both hold cell {r['id']!r} "
-                    f"for host {key!r}; merging would overwrite one: drop one file"
-                )
-            owner[key, r["id"]] = name
-            row = cells.setdefault(
-                r["id"], {**{k: r[k] for k in CELL if k in r}, "expected": {}, "hosts": {}}
+            self._result(name, key, index, r)
+            resolves(host["resolves"], r)
+        self.errata += [
+            (index, e) for e in model.errata((("", r) for r in doc["results"]), self.suites)
+        ]
+
+    def _result(self, name: str, key: str, index: int, r: dict[str, Any]) -> None:
+        cid = r["id"]
+        if (key, cid) in self.owner:
+            raise MergeError(
+                f"{self.owner[key, cid]} and {name} both hold cell {cid!r} "
+                f"for host {key!r}; merging would overwrite one: drop one file"
             )
-            for oid, exp in r["expected"].items():
-                kept = row["expected"].setdefault(oid, exp)
-                said.setdefault((r["id"], oid), name)
-                if kept != exp:
-                    raise MergeError(
-                        f"{name}: oracle {oid!r} expects {token(exp)} of {r['id']!r} but "
-                        f"{said[r['id'], oid]} says {token(kept)}: the reports come from "
-                        "different case files; rerun with the same ones"
-                    )
-            row["hosts"][key] = {}
-            full[r["id"], key] = r
-    rows = list(cells.values())
-    for row in rows:  # a host keeps only what its cell row does not already say
-        for key in row["hosts"]:
-            r = full[row["id"], key]
-            row["hosts"][key] = {k: v for k, v in r.items() if k not in row or row[k] != v}
-    return {
-        "format": model.FORMAT,
-        "kind": "merged",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "plugin_version": __version__,
-        "hosts": list(hosts.values()),
-        "suites": suites,
-        "cells": rows,
-        "differences": [c["id"] for c in rows if len(observations(c)) > 1],
-        "errata": model.errata(((k, full[c["id"], k]) for c in rows for k in c["hosts"]), suites),
-        "summary": {
-            k: model.summarize([full[c["id"], k] for c in rows if k in c["hosts"]]) for k in hosts
-        },
-    }
+        self.owner[key, cid] = name
+        row = self.rows.get(cid)
+        if row is None:
+            row = self.rows[cid] = {**{k: r[k] for k in CELL if k in r}, "expected": {}}
+            self._expected(name, cid, row, r)
+        elif row["expected"] != r["expected"]:  # equal wherever the case files are
+            self._expected(name, cid, row, r)
+        mine = shown(r)
+        same = repr(sorted(mine.items()))  # equal results, equal keys (builtins only)
+        group = self.groups.setdefault(cid, {}).setdefault(same, {"hosts": [], **mine})
+        group["hosts"].append(index)
+
+    def _expected(self, name: str, cid: str, row: dict[str, Any], r: dict[str, Any]) -> None:
+        """Expectations of a cell are one per oracle and the same in every report."""
+        for oid, exp in r["expected"].items():
+            kept = row["expected"].setdefault(oid, exp)
+            self.said.setdefault((cid, oid), name)
+            if kept != exp:
+                raise MergeError(
+                    f"{name}: oracle {oid!r} expects {token(exp)} of {cid!r} but "
+                    f"{self.said[cid, oid]} says {token(kept)}: the reports come from "
+                    "different case files; rerun with the same ones"
+                )
+
+    def document(self) -> dict[str, Any]:
+        keys = list(self.hosts)
+        os_of = [h["run_info"]["host"]["os"] for h in self.hosts.values()]
+        cells = []
+        for cid, row in self.rows.items():
+            row["results"] = sorted(self.groups[cid].values(), key=lambda g: g["hosts"])
+            row["differ"] = differ(row["results"], os_of)
+            cells.append(row)
+        hosts = list(self.hosts.values())
+        for h, label in zip(hosts, labels.host_labels([h["run_info"] for h in hosts]), strict=True):
+            h["label"] = label
+        return {
+            "format": model.FORMAT,
+            "kind": "merged",
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "plugin_version": __version__,
+            "hosts": hosts,
+            "suites": self.suites,
+            "cells": cells,
+            "differences": [c["id"] for c in cells if c["differ"]],
+            "errata": errata_by_position(self.errata, self.rows),
+            "summary": {keys[i]: h["summary"] for i, h in enumerate(hosts)},
+        }
 
 
-def result(row: dict[str, Any], key: str) -> dict[str, Any]:
-    """One host's whole result for a merged cell row: the row's fields, then the host's own."""
-    return {**{k: v for k, v in row.items() if k != "hosts"}, **row["hosts"][key]}
+def resolves(into: dict[str, dict[str, str]], r: dict[str, Any]) -> None:
+    """Which raw options each portable role became on this host, per profile."""
+    profile = r["profile"]
+    if not profile:
+        return
+    for sock in r["scenario"]["sockets"]:
+        roles = sock.get("roles") or []
+        if len(roles) == 1:
+            into.setdefault(profile, {}).setdefault(
+                roles[0], "+".join(sock["options"]) or "no option"
+            )
+
+
+def differ(results: list[dict[str, Any]], os_of: list[str]) -> str | None:
+    """'os' where hosts of different OSes saw different things, 'host' where only hosts of
+    one OS differ among themselves, None where every host that ran saw the same."""
+    per_os: dict[str, set[tuple[Any, Any]]] = {}
+    for g in results:
+        if g["outcome"] is None:
+            continue
+        for h in g["hosts"]:
+            per_os.setdefault(os_of[h], set()).add((g["outcome"], g.get("receiver")))
+    if len(set().union(*per_os.values()) if per_os else set()) < 2:
+        return None
+    if len({frozenset(v) for v in per_os.values()}) > 1:
+        return "os"
+    return "host"
+
+
+def added(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a host from the summaries of its reports (disjoint sets of cells)."""
+    if total is None:
+        return more
+
+    def plus(a: Any, b: Any) -> Any:
+        if isinstance(a, dict):
+            return {k: plus(a.get(k, 0), b.get(k, 0)) for k in dict.fromkeys([*a, *b])}
+        return (a or 0) + (b or 0) if isinstance(b, int) else (a or b)
+
+    out: dict[str, Any] = plus(total, more)
+    out["resemblance"] = dict(
+        sorted(out["resemblance"].items(), key=lambda kv: (-model.share(kv[1]), kv[0]))
+    )
+    return out
+
+
+def position(row: dict[str, Any]) -> dict[str, str]:
+    """A place in a suite's published grid (all variants and profiles), or a case key."""
+    grid = row.get("grid")
+    if grid:
+        return {"row": grid["row_label"], "column": grid["column_label"]}
+    return {"case": row["key"]}
+
+
+def errata_by_position(
+    found: list[tuple[int, dict[str, Any]]], rows: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One entry per grid position: each document, what it says and what which hosts saw."""
+    out: dict[str, dict[str, Any]] = {}
+    for host, e in found:
+        row = rows[e["id"]]
+        where = position(row)
+        place = json.dumps([row["suite"], where])
+        entry = out.setdefault(
+            place, {"suite": row["suite"], "position": where, "cells": [], "documents": []}
+        )
+        if e["id"] not in entry["cells"]:
+            entry["cells"].append(e["id"])
+        said = (e["oracle"], e["documented"], e["observed"])
+        doc = next(
+            (
+                d
+                for d in entry["documents"]
+                if (d["oracle"], d["documented"], d["observed"]) == said
+            ),
+            None,
+        )
+        if doc is None:
+            doc = dict(zip(("oracle", "documented", "observed"), said, strict=True))
+            doc.update(hosts=[], cells=0)
+            entry["documents"].append(doc)
+        if host not in doc["hosts"]:
+            doc["hosts"].append(host)
+        doc["cells"] += 1
+    return list(out.values())
+
+
+def result(row: dict[str, Any], index: int) -> dict[str, Any] | None:
+    """What the matrix holds of host number index for a cell row (None: not in its report)."""
+    return next((g for g in row["results"] if index in g["hosts"]), None)
 
 
 def token(expectation: dict[str, Any]) -> str:
@@ -149,9 +301,16 @@ def token(expectation: dict[str, Any]) -> str:
     return model.token(expectation) + (f" (received by {receiver})" if receiver else "")
 
 
-def observations(row: dict[str, Any]) -> set[str]:
-    return {r["observed"]["outcome"] for r in row["hosts"].values() if r.get("observed")}
+def merge(docs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    matrix = Matrix()
+    for name, doc in docs:
+        matrix.add(name, doc)
+    return matrix.document()
 
 
 def merge_files(paths: list[Path]) -> dict[str, Any]:
-    return merge(load(paths))
+    """Merge host reports read one at a time: memory holds the matrix and one input."""
+    matrix = Matrix()
+    for path in paths:
+        matrix.add(str(path), read(path))
+    return matrix.document()

@@ -1,0 +1,36 @@
+"""The Jinja2 environment of the HTML reports: templates ship as package data.
+
+Autoescaping is on for every template: any text from a case file or a host
+(a suite title may hold '<script>') is escaped unless the Python side marked
+it as markup on purpose (Markup), which only the caller's `lead` fragment and
+the host report's grids are.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pytest_bindconform", "report/templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env
+
+
+def render(name: str, **context: Any) -> str:
+    return environment().get_template(name).render(**context)
+
+
+def markup(fragment: str) -> Markup:
+    """An HTML fragment the caller already escaped (the `lead` of a report)."""
+    return Markup(fragment)
