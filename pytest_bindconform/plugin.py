@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from . import cases, host, isolate, oracles, ports, report, runner, suitecache
+from . import cases, host, isolate, oracles, platforms, ports, report, runner, suitecache
 from . import state as run_state
 from .model import Cell, Suite
 from .yamlsrc import CaseFileError
@@ -140,7 +140,7 @@ def _isolate(config: pytest.Config) -> str:
     if mode == "host":
         return "host"
     try:
-        isolate.enter_netns()
+        platforms.current.enter_isolation()
     except isolate.IsolationUnavailable as exc:
         config.issue_config_time_warning(
             pytest.PytestWarning(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from pytest_bindconform.host import parse_dynamic_range, parse_excluded_ranges
 from pytest_bindconform.ops import Executor
+from pytest_bindconform.platforms.windows import parse_dynamic_range, parse_excluded_ranges
 
 
 def test_accept_with_nothing_pending_times_out_instead_of_hanging() -> None:
