@@ -45,10 +45,12 @@ def _v6only_default() -> bool | None:
         return None
 
 
+OPTION_NAMES = ("SO_REUSEADDR", "SO_REUSEPORT", "SO_REUSEPORT_LB", "SO_EXCLUSIVEADDRUSE")
+
+
 def available_options() -> list[str]:
     """Options this OS defines (a missing constant means the OS lacks it)."""
-    names = ["SO_REUSEADDR", "SO_REUSEPORT", "SO_REUSEPORT_LB", "SO_EXCLUSIVEADDRUSE"]
-    return [n for n in names if hasattr(socket, n)]
+    return [n for n in OPTION_NAMES if hasattr(socket, n)]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,18 @@ from typing import Any
 
 import pytest
 
-from . import cases, host, isolate, oracles, platforms, ports, report, runner, suitecache
+from . import (
+    cases,
+    host,
+    isolate,
+    oracles,
+    platforms,
+    ports,
+    report,
+    runner,
+    simulate,
+    suitecache,
+)
 from . import state as run_state
 from .model import Cell, Suite
 from .yamlsrc import CaseFileError
@@ -78,6 +89,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Hypothesis seed for --bindconform-explore (shown in the header); with CI=true "
         "the exploration is derandomised unless a seed is given",
     )
+    group.addoption(
+        "--bindconform-simulate",
+        choices=("windows", "darwin", "freebsd"),
+        default=None,
+        metavar="OS",
+        help="test harness, not a conformance run: run the pipeline as OS on this machine, with "
+        "its host facts from recorded outputs and its socket layer from its model "
+        "(pytest_bindconform/models/OS.py); every output says SIMULATED and merge refuses it",
+    )
     parser.addini("bindconform_gate", "OS=ORACLE gate entries", type="linelist", default=[])
     parser.addini("bindconform_explore", "examples for the Hypothesis exploration", default="0")
     parser.addini("bindconform_isolate", "host or netns", default="host")
@@ -121,9 +141,16 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput and HOST_KEY in workerinput:
         fingerprint = host.Host.from_dict(workerinput[HOST_KEY])
+    elif config.getoption("bindconform_simulate"):
+        try:
+            fingerprint = simulate.simulated_host(config.getoption("bindconform_simulate"))
+        except simulate.SimulationUnavailable as exc:
+            raise pytest.UsageError(str(exc)) from None
     else:
         collect_only = bool(config.getoption("collectonly", False))
         fingerprint = host.fingerprint(_isolate(config), probe=not collect_only)
+    if fingerprint.simulated:
+        simulate.install(fingerprint.os)  # models answer instead of sockets, in every process
     state = run_state.RunState(fingerprint, gates, port_range, _worker_index(config))
     state.explore = _explore_settings(config, workerinput)
     config.stash[run_state.STATE] = state
@@ -294,6 +321,8 @@ class CellItem(pytest.Item):
     def runtest(self) -> None:
         state = self.config.stash[run_state.STATE]
         record = runner.execute(self.cell, self.suite, state.context())
+        if state.host.simulated:
+            record = simulate.honest(record, state.host.os)
         self.bindconform_record = record
         if record["status"] == "skip":
             pytest.skip(record["reason"])

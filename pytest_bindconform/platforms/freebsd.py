@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from . import _bsd
-from ._common import Facts, System, parse_uname_a
+from ._common import Facts, System
 from ._common import connect_limit as _limit
 from ._posix import is_admin, other_user_problem, rst_linger, spawn_owner
 
@@ -21,8 +21,8 @@ ERRORS = {
     "TIMEOUT": ("ETIMEDOUT", 60),
 }
 CONNECT_REFUSAL_SECONDS = 0.0
-FREEBSD_VERSION = ("freebsd-version", "-ku")
-UNAME = ("uname", "-a")
+FREEBSD_VERSION = ("freebsd-version",)  # the userland's version (uname tells the kernel's)
+UNAME = {"system": ("uname", "-s"), "release": ("uname", "-r"), "machine": ("uname", "-p")}
 
 
 def connect_limit(requested: float, shortened: bool = False) -> tuple[float, str]:
@@ -35,8 +35,8 @@ def prepare_connect(sock: Any) -> bool:
 
 
 def parse_freebsd_version(text: str) -> str:
-    """`freebsd-version -ku` prints the kernel's then the userland's version
-    ('14.1-RELEASE-p5'); the userland's is what the system is, so the last line."""
+    """`freebsd-version` prints the userland's version ('14.1-RELEASE-p5'), which moves
+    with freebsd-update where the kernel's may not; with -ku the last line is the userland's."""
     found = re.findall(r"^\s*(\d+\.\d+-[A-Z]+[\w.-]*)\s*$", text, re.MULTILINE)
     return found[-1] if found else ""
 
@@ -48,7 +48,11 @@ def numeric_version(release: str) -> str:
 
 
 def facts(system: System) -> Facts:
-    sysname, release, _, machine = parse_uname_a(system.run(UNAME)) or system.uname()
+    live = system.uname()
+    sysname, release, machine = (
+        system.run(UNAME[k]).strip() or live[i]
+        for i, k in ((0, "system"), (1, "release"), (3, "machine"))
+    )
     userland = parse_freebsd_version(system.run(FREEBSD_VERSION)) or release
     sysctl, ephemeral = _bsd.ephemeral(system)
     return Facts(

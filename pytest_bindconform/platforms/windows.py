@@ -155,6 +155,7 @@ def facts(system: System) -> Facts:
         machine=machine,
         excluded_ports=tuple(sorted(excluded)),
         ephemeral_ports=parse_dynamic_range(system.run(DYNAMIC_COMMAND)),
+        addresses=LOOPBACK,
     )
 
 

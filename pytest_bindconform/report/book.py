@@ -152,6 +152,8 @@ class Book:
             "xdist": _dist_version("pytest-xdist"),
             "workers": workers,
         }
+        if state.host.simulated:  # never a conformance result: every output says so
+            run_info["simulated"] = state.host.simulated
         return model.build(run_info, suites, results)
 
     def finish(
@@ -178,6 +180,8 @@ class Book:
         counts = ", ".join(f"{n} {s}" for s, n in summary["status"].items() if n)
         gate = self.report["run_info"]["gate"]
         lines = [f"{summary['cells']} cells: {counts or 'none'} (gate {gate})"]
+        if self.report["run_info"].get("simulated"):
+            lines.insert(0, f"SIMULATED ({self.report['run_info']['simulated']}): not a result")
         for oid, verdicts in [] if quiet else summary["oracles"].items():
             mark = " (gate)" if oid == gate else ""
             lines.append(
