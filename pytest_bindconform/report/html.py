@@ -534,6 +534,14 @@ def page(title: str, body: str) -> str:
     )
 
 
+def simulated_banner(simulated: str | None) -> list[str]:
+    """A simulated run's outcomes come from a model: the page says so before anything else."""
+    if not simulated:
+        return []
+    text = f"SIMULATED — not a conformance result: {simulated}"
+    return [tag("p", tag("b", esc(text)), class_="simulated")]
+
+
 def render(report: dict[str, Any]) -> str:
     info, suites, results = report["run_info"], report["suites"], report["results"]
     host = info["host"]
@@ -541,6 +549,7 @@ def render(report: dict[str, Any]) -> str:
     errata = errata_of((("", r) for r in results), suites)
     parts = [
         tag("h1", esc(title)),
+        *simulated_banner(info.get("simulated")),
         tag(
             "p",
             esc(
@@ -635,7 +644,8 @@ def render_merged(merged: dict[str, Any]) -> str:
         row = [h["key"], info["gate"], info["started"], info["plugin_version"], summary["cells"]]
         row += [*summary["status"].values(), ", ".join(h["sources"])]
         hosts.append([esc(v) for v in row])
-    parts = [tag("h1", esc(title)), table(head, hosts), legend(), tag("h2", "Suites and oracles")]
+    parts = [tag("h1", esc(title)), *simulated_banner(merged.get("simulated"))]
+    parts += [table(head, hosts), legend(), tag("h2", "Suites and oracles")]
     for sid, suite in suites.items():
         parts.append(tag("h3", esc(f"{suite['title']} ({sid})")))
         parts.append(oracle_table(suite, letters_of(suite, [])))

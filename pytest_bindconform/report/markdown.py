@@ -61,12 +61,18 @@ def host_line(info: dict[str, Any]) -> str:
     return f"{h['os']} — {h['os_release']}, {h['kernel']}, {h['machine']}, python {h['python']}"
 
 
+def simulated_banner(simulated: str | None) -> list[str]:
+    """A simulated run's outcomes come from a model: the report says so before anything else."""
+    return [f"**SIMULATED — not a conformance result: {text(simulated)}**", ""] if simulated else []
+
+
 def render(report: dict[str, Any], where: str = "", limit: int = LIMIT) -> str:
     info, summary = report["run_info"], report["summary"]
     gate = info["gate"]
     head = [
         f"# bind() conformance: {text(host_line(info))}",
         "",
+        *simulated_banner(info.get("simulated")),
         f"Gate **{text(gate)}** · plugin {text(info['plugin_version'])} · "
         f"isolation {text(info['isolation'])} · {text(info['started'])} → "
         f"{text(info['finished'])} · exit status {info['exit_status']}",
@@ -127,6 +133,7 @@ def render_merged(merged: dict[str, Any], where: str = "", limit: int = LIMIT) -
     head = [
         f"# bind() conformance across {len(keys)} hosts",
         "",
+        *simulated_banner(merged.get("simulated")),
         *header("host", "gate", "cells", "pass", "fail", "skip", "error", "ungated"),
     ]
     for h in merged["hosts"]:

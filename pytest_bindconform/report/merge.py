@@ -40,8 +40,9 @@ def read(path: Path) -> Any:
         raise MergeError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
 
 
-def load(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
-    """Read and check every input before merging any."""
+def load(paths: list[Path], simulated: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """Read and check every input before merging any. A simulated run (--bindconform-simulate)
+    is refused unless `simulated`: its outcomes come from a model, never from system calls."""
     docs = []
     for path in paths:
         doc = read(path)
@@ -63,6 +64,17 @@ def load(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
     for name, doc in docs:
         if doc.get("kind") == "merged":
             raise MergeError(f"{name}: is a merged report; merge the host reports it came from")
+        fake = (
+            doc.get("run_info", {}).get("simulated")
+            if isinstance(doc.get("run_info"), dict)
+            else None
+        )
+        if fake and not simulated:
+            raise MergeError(
+                f"{name}: is a simulated run ({fake}): its outcomes come from a model, not from "
+                "system calls, so it is never merged into a conformance matrix (a test harness "
+                "may merge simulated legs with --simulated; the result is labelled simulated)"
+            )
         found = model.problems(doc)
         if found:
             shown = "\n  ".join(found[:10]) + (
@@ -152,5 +164,11 @@ def observations(row: dict[str, Any]) -> set[str]:
     return {r["observed"]["outcome"] for r in row["hosts"].values() if r.get("observed")}
 
 
-def merge_files(paths: list[Path]) -> dict[str, Any]:
-    return merge(load(paths))
+def merge_files(paths: list[Path], simulated: bool = False) -> dict[str, Any]:
+    merged = merge(load(paths, simulated))
+    labels = sorted(
+        {h["run_info"]["simulated"] for h in merged["hosts"] if h["run_info"].get("simulated")}
+    )
+    if labels:
+        merged["simulated"] = "; ".join(labels)
+    return merged
