@@ -320,3 +320,21 @@ def test_a_child_with_the_wrong_token_is_never_served() -> None:
         listener.close()
         child.kill()
         child.wait()
+
+
+# -- python -m pytest_bindconform ... | head (issue 9, defect 9) ----------------
+def test_a_reader_that_goes_away_ends_the_cli_quietly() -> None:
+    cases = Path(__file__).parents[1] / "cases"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest_bindconform", "table", "linux", "--format", "json"]
+        + ["--cases", str(cases)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.read(64)  # what `head -c 64` takes, then it exits
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141  # 128 + SIGPIPE, as a shell reports for `yes | head`
+    assert first.startswith(b"[")
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

@@ -24,6 +24,7 @@ API = (
     "NAME",
     "ERRORS",
     "CONNECT_REFUSAL_SECONDS",
+    "EPHEMERAL_DEFAULT",
     "connect_limit",
     "prepare_connect",
     "rst_linger",

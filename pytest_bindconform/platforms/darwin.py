@@ -21,6 +21,7 @@ ERRORS = {
     "TIMEOUT": ("ETIMEDOUT", 60),
 }
 CONNECT_REFUSAL_SECONDS = 0.0
+EPHEMERAL_DEFAULT = (49152, 65535)  # as recorded (sysctl-portrange.txt): the IANA dynamic range
 SW_VERS = ("sw_vers",)
 UNAME = ("uname", "-a")
 

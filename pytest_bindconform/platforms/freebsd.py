@@ -21,6 +21,7 @@ ERRORS = {
     "TIMEOUT": ("ETIMEDOUT", 60),
 }
 CONNECT_REFUSAL_SECONDS = 0.0
+EPHEMERAL_DEFAULT = (10000, 65535)  # netinet/in.h IPPORT_EPHEMERALFIRST..IPPORT_EPHEMERALLAST
 FREEBSD_VERSION = ("freebsd-version",)  # the userland's version (uname tells the kernel's)
 UNAME = {"system": ("uname", "-s"), "release": ("uname", "-r"), "machine": ("uname", "-p")}
 

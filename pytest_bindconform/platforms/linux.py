@@ -19,6 +19,8 @@ ERRORS = {
     "TIMEOUT": ("ETIMEDOUT", 110),
 }
 CONNECT_REFUSAL_SECONDS = 0.0  # an RST answers the SYN at once on loopback
+# ip_local_port_range's default (Documentation/networking/ip-sysctl.rst), if /proc is unreadable
+EPHEMERAL_DEFAULT = (32768, 60999)
 SYSCTLS = (
     ("net.ipv6.bindv6only", "net/ipv6/bindv6only"),
     ("net.ipv4.ip_local_port_range", "net/ipv4/ip_local_port_range"),

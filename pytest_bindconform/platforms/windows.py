@@ -40,6 +40,8 @@ ERRORS = {
 }
 # measured on windows-latest runners at ~2.0 s (issue 9); libuv PR #2896: "will retry for 2s"
 CONNECT_REFUSAL_SECONDS = 2.0
+# Vista and later (Microsoft KB 929851; recorded: netsh-dynamicport-tcp.txt)
+EPHEMERAL_DEFAULT = (49152, 65535)
 SIO_TCP_INITIAL_RTO = 0x98000011  # _WSAIOW(IOC_VENDOR, 17), mstcpip.h
 TCP_INITIAL_RTO_UNSPECIFIED_RTT = 0xFFFF
 TCP_INITIAL_RTO_NO_SYN_RETRANSMISSIONS = 0xFE
