@@ -280,3 +280,24 @@ def test_a_call_the_model_has_no_claim_on_is_unknown_and_the_cell_a_skip(
     assert judged["verdicts"] == {"darwin": "not-run"}
     assert "on 'a setsockopt'" in judged["reason"]
     assert simulate.honest(record, "darwin") == record  # once told, the next cell is clean
+
+
+def test_table_d_runs_as_another_account_once_the_credentials_are_given(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copy(CASES / "ms-using-2003-different-users.bind.yaml", pytester.path)
+    gate = ("--bindconform-gate", "windows=ms-using-2003-different-users")
+    monkeypatch.delenv(windows.USER_ENV, raising=False)
+    result, report = run_simulated(pytester, "windows", ("-n", "2"), *gate)
+    assert result.ret == 0, result.stdout.str()
+    reasons = {r["reason"] for r in report["results"] if r["status"] == "skip"}
+    assert any("set BINDCONFORM_OTHER_USER and BINDCONFORM_OTHER_PASSWORD" in x for x in reasons)
+    monkeypatch.setenv(windows.USER_ENV, "bindconform-other")
+    monkeypatch.setenv(windows.PASSWORD_ENV, "not-used-by-a-simulation")
+    result, report = run_simulated(pytester, "windows", ("-p", "no:xdist"), *gate)
+    assert result.ret == 0, result.stdout.str()
+    statuses = {r["status"] for r in report["results"]}
+    assert statuses <= {"pass", "skip"} and "pass" in statuses
+    passed = [r for r in report["results"] if r["status"] == "pass"]
+    assert len(passed) > 400  # table D as the Windows model reads it, as another user
+    assert any(s["owner"] == "other-user" for r in passed for s in r["scenario"]["sockets"])
