@@ -1,11 +1,13 @@
 """Command line: python -m pytest_bindconform {table,merge,measure} ...
 
-Exit codes: 0 success, 1 the command ran and found a problem, 2 bad usage or input.
+Exit codes: 0 success, 1 the command ran and found a problem, 2 bad usage or input,
+141 the reader of the output went away (`... | head`), as for any tool killed by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,14 +83,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for `yes | head`
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
     except CaseFileError as exc:
         print(exc, file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return SIGPIPE_EXIT
     return code
+
+
+def _stdout_to_devnull() -> None:
+    """The reader is gone: what is still buffered goes nowhere, so the interpreter's own
+    flush at exit raises nothing either (the recipe of the 'signal' module's docs)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

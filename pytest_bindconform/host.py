@@ -7,14 +7,12 @@ reports unchanged.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import platform
 import socket
-import sys
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
+
+from . import platforms
 
 IPV4_SPECIFIC = ("127.0.0.1", "127.0.0.2")
 # Documentation prefix only (RFC 3849): a run never touches a real network.
@@ -22,20 +20,7 @@ IPV6_SPECIFIC = ("::1", "2001:db8::1", "2001:db8::2")
 
 
 def os_family() -> str:
-    if sys.platform.startswith("win"):
-        return "windows"
-    if sys.platform == "darwin":
-        return "darwin"
-    if sys.platform.startswith("freebsd"):
-        return "freebsd"
-    return "linux"
-
-
-def _sysctl(path: str) -> str | None:
-    try:
-        return Path("/proc/sys", path).read_text().strip()
-    except OSError:
-        return None
+    return platforms.NAME
 
 
 def can_bind(family: str, address: str) -> bool:
@@ -60,21 +45,12 @@ def _v6only_default() -> bool | None:
         return None
 
 
+OPTION_NAMES = ("SO_REUSEADDR", "SO_REUSEPORT", "SO_REUSEPORT_LB", "SO_EXCLUSIVEADDRUSE")
+
+
 def available_options() -> list[str]:
     """Options this OS defines (a missing constant means the OS lacks it)."""
-    names = ["SO_REUSEADDR", "SO_REUSEPORT", "SO_REUSEPORT_LB", "SO_EXCLUSIVEADDRUSE"]
-    return [n for n in names if hasattr(socket, n)]
-
-
-def _is_admin() -> bool:
-    if sys.platform != "win32":
-        return os.geteuid() == 0
-    import ctypes
-
-    try:
-        return bool(ctypes.windll.shell32.IsUserAnAdmin())
-    except OSError:
-        return False
+    return [n for n in OPTION_NAMES if hasattr(socket, n)]
 
 
 @dataclass(frozen=True)
@@ -95,6 +71,8 @@ class Host:
     # Windows: port ranges reserved by the OS (Hyper-V, WinNAT...); a bind there is WSAEACCES
     excluded_ports: tuple[tuple[int, int], ...] = ()
     ephemeral_ports: tuple[int, int] | None = None
+    # set only by --bindconform-simulate: which stand-in socket layer answered instead of the OS
+    simulated: str = ""
 
     def privileged(self, port: int) -> bool:
         """Would binding this port need privileges this run lacks?"""
@@ -116,6 +94,8 @@ class Host:
         data["addresses"] = {k: list(v) for k, v in self.addresses.items()}
         data["excluded_ports"] = [list(r) for r in self.excluded_ports]
         data["ephemeral_ports"] = list(self.ephemeral_ports) if self.ephemeral_ports else None
+        if not self.simulated:
+            del data["simulated"]  # a real run's fingerprint has no such field
         return data
 
     @classmethod
@@ -134,7 +114,12 @@ class Host:
         v6 = f"ipv6 v6only-default={int(bool(self.v6only_default))}" if self.ipv6 else "no-ipv6"
         addrs = " ".join(f"{k}:{','.join(v) or '-'}" for k, v in sorted(self.addresses.items()))
         return (
-            f"bindconform: {self.os} {self.os_release} ({self.kernel}, {self.machine}), "
+            (
+                "bindconform: SIMULATED (" + self.simulated + "), not a conformance result: "
+                if self.simulated
+                else "bindconform: "
+            )
+            + f"{self.os} {self.os_release} ({self.kernel}, {self.machine}), "
             f"python {self.python}, {'admin' if self.admin else 'unprivileged'}, {v6}, "
             f"options {','.join(self.options) or '-'}, addresses {addrs}"
             + (f", {sys_bits}" if sys_bits else "")
@@ -142,104 +127,38 @@ class Host:
         )
 
 
-def parse_excluded_ranges(text: str) -> list[tuple[int, int]]:
-    """Rows of `netsh interface ipv4 show excludedportrange` ('Start Port  End Port')."""
-    ranges = []
-    for line in text.splitlines():
-        parts = line.replace("*", " ").split()
-        if len(parts) == 2 and all(p.isdigit() for p in parts):
-            ranges.append((int(parts[0]), int(parts[1])))
-    return ranges
-
-
-def parse_dynamic_range(text: str) -> tuple[int, int] | None:
-    """`netsh int ipv4 show dynamicport tcp`: 'Start Port : 49152', 'Number of Ports : 16384'."""
-    numbers = [
-        int(line.rsplit(":", 1)[1])
-        for line in text.splitlines()
-        if ":" in line and line.rsplit(":", 1)[1].strip().isdigit()
-    ]
-    if len(numbers) < 2:
-        return None
-    return numbers[0], numbers[0] + numbers[1] - 1
-
-
-def _netsh(*args: str) -> str:
-    import subprocess
-
-    try:
-        done = subprocess.run(["netsh", *args], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return done.stdout
-
-
-def _windows_ports() -> tuple[tuple[tuple[int, int], ...], tuple[int, int] | None]:
-    excluded: set[tuple[int, int]] = set()
-    for ip in ("ipv4", "ipv6"):
-        for proto in ("tcp", "udp"):
-            excluded.update(
-                parse_excluded_ranges(
-                    _netsh("interface", ip, "show", "excludedportrange", f"protocol={proto}")
-                )
-            )
-    return tuple(sorted(excluded)), parse_dynamic_range(
-        _netsh("int", "ipv4", "show", "dynamicport", "tcp")
-    )
-
-
 def fingerprint(isolation: str = "host", probe: bool = True) -> Host:
     """probe=False opens no socket (--collect-only): addresses are then left unknown."""
-    fam = os_family()
+    facts = platforms.current.facts(platforms.LiveSystem())
     ipv6 = socket.has_ipv6 and (not probe or can_bind("inet6", "::1"))
     addresses = {
         "inet": tuple(a for a in IPV4_SPECIFIC if probe and can_bind("inet", a)),
         "inet6": tuple(a for a in IPV6_SPECIFIC if probe and ipv6 and can_bind("inet6", a)),
     }
-    sysctl: dict[str, str] = {}
-    if fam == "linux":
-        for key, path in (
-            ("net.ipv6.bindv6only", "net/ipv6/bindv6only"),
-            ("net.ipv4.ip_local_port_range", "net/ipv4/ip_local_port_range"),
-            ("net.ipv4.ip_unprivileged_port_start", "net/ipv4/ip_unprivileged_port_start"),
-        ):
-            value = _sysctl(path)
-            if value is not None:
-                sysctl[key] = " ".join(value.split())
-    excluded: tuple[tuple[int, int], ...] = ()
-    ephemeral: tuple[int, int] | None = None
-    if fam == "windows":
-        excluded, ephemeral = _windows_ports()
-    elif "net.ipv4.ip_local_port_range" in sysctl:
-        lo, hi = sysctl["net.ipv4.ip_local_port_range"].split()
-        ephemeral = (int(lo), int(hi))
-    release = platform.release()
-    version = platform.version()
-    if fam == "windows":
-        os_version = version  # e.g. 10.0.22631
-    elif fam == "darwin":
-        os_version = platform.mac_ver()[0] or release
-    else:
-        os_version = release
-    with contextlib.suppress(Exception):
-        if fam == "linux":
-            release = platform.freedesktop_os_release().get("PRETTY_NAME", release)
     if not probe:
         isolation += " (not probed: --collect-only)"
-    return Host(
-        os=fam,
-        os_release=release,
-        os_version=os_version,
-        kernel=f"{platform.system()} {platform.release()}",
-        machine=platform.machine(),
-        python=platform.python_version(),
-        admin=_is_admin(),
+    return from_facts(
+        facts,
+        admin=platforms.current.is_admin(),
         ipv6=ipv6,
         v6only_default=_v6only_default() if probe else None,
         options=tuple(available_options()),
         addresses=addresses,
-        sysctl=sysctl,
         isolation=isolation,
-        excluded_ports=excluded,
-        ephemeral_ports=ephemeral,
+    )
+
+
+def from_facts(facts: platforms.Facts, **probed: Any) -> Host:
+    """A Host from what the platform module read and what binds proved."""
+    return Host(
+        os=facts.os,
+        os_release=facts.os_release,
+        os_version=facts.os_version,
+        kernel=facts.kernel,
+        machine=facts.machine,
+        python=probed.pop("python", platform.python_version()),
+        sysctl=dict(facts.sysctl),
+        excluded_ports=facts.excluded_ports,
+        ephemeral_ports=facts.ephemeral_ports,
+        **probed,
     )

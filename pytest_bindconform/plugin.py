@@ -17,7 +17,19 @@ from typing import Any
 
 import pytest
 
-from . import cases, host, isolate, library, oracles, ports, report, runner, suitecache
+from . import (
+    cases,
+    host,
+    isolate,
+    library,
+    oracles,
+    platforms,
+    ports,
+    report,
+    runner,
+    simulate,
+    suitecache,
+)
 from . import state as run_state
 from .model import Cell, Suite
 from .yamlsrc import CaseError, CaseFileError
@@ -85,6 +97,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the case library shipped with pytest-bindconform (with no other path "
         "given, only it): `pip install pytest-bindconform && pytest --bindconform-library`",
     )
+    group.addoption(
+        "--bindconform-simulate",
+        choices=("windows", "darwin", "freebsd"),
+        default=None,
+        metavar="OS",
+        help="test harness, not a conformance run: run the pipeline as OS on this machine, with "
+        "its host facts from recorded outputs and its socket layer from its model "
+        "(pytest_bindconform/models/OS.py); every output says SIMULATED and merge refuses it",
+    )
     parser.addini("bindconform_gate", "OS=ORACLE gate entries", type="linelist", default=[])
     parser.addini("bindconform_explore", "examples for the Hypothesis exploration", default="0")
     parser.addini("bindconform_isolate", "host or netns", default="host")
@@ -131,11 +152,18 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput and HOST_KEY in workerinput:
         fingerprint = host.Host.from_dict(workerinput[HOST_KEY])
+    elif config.getoption("bindconform_simulate"):
+        try:
+            fingerprint = simulate.simulated_host(config.getoption("bindconform_simulate"))
+        except simulate.SimulationUnavailable as exc:
+            raise pytest.UsageError(str(exc)) from None
     else:
         collect_only = bool(config.getoption("collectonly", False))
         fingerprint = host.fingerprint(_isolate(config), probe=not collect_only)
     if port_range and workerinput is None:
         _warn_if_ephemeral(config, port_range, ports.ephemeral_range(fingerprint))
+    if fingerprint.simulated:
+        simulate.install(fingerprint.os)  # models answer instead of sockets, in every process
     state = run_state.RunState(fingerprint, gates, port_range, _worker_index(config))
     state.explore = _explore_settings(config, workerinput)
     config.stash[run_state.STATE] = state
@@ -182,7 +210,7 @@ def _isolate(config: pytest.Config) -> str:
     if mode == "host":
         return "host"
     try:
-        isolate.enter_netns()
+        platforms.current.enter_isolation()
     except isolate.IsolationUnavailable as exc:
         config.issue_config_time_warning(
             pytest.PytestWarning(
@@ -444,6 +472,8 @@ class CellItem(pytest.Item):
     def runtest(self) -> None:
         state = self.config.stash[run_state.STATE]
         record = runner.execute(self.cell, self.suite, state.context())
+        if state.host.simulated:
+            record = simulate.honest(record, state.host.os)
         self.bindconform_record = record
         self.user_properties += junit_properties(record)
         if record["status"] == "skip":

@@ -16,6 +16,7 @@ import socket
 import sys
 from collections.abc import Iterable
 
+from . import platforms
 from .host import Host
 from .ops import FAMILIES, TYPES
 from .plan import WILDCARD
@@ -41,11 +42,8 @@ def parse_range(text: str) -> tuple[int, int]:
 
 
 def ephemeral_range(host: Host) -> tuple[int, int]:
-    if host.ephemeral_ports:
-        return host.ephemeral_ports
-    if host.os == "freebsd":
-        return 10000, 65535
-    return 49152, 65535  # Windows, macOS (IANA dynamic range)
+    """What the host reported, else its OS's default (platforms/<os>.py)."""
+    return host.ephemeral_ports or platforms.for_os(host.os).EPHEMERAL_DEFAULT
 
 
 def default_range(host: Host) -> tuple[int, int]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from pytest_bindconform.host import parse_dynamic_range, parse_excluded_ranges
-from pytest_bindconform.ops import Executor
+from pytest_bindconform import platforms
+from pytest_bindconform.ops import TIMEOUT, Executor
+from pytest_bindconform.platforms.windows import parse_dynamic_range, parse_excluded_ranges
 
 
 def test_accept_with_nothing_pending_times_out_instead_of_hanging() -> None:
@@ -45,31 +46,31 @@ def test_connect_to_nothing_is_refused_with_its_raw_error() -> None:
         ex.close_all()
 
 
-NETSH_EXCLUDED = """
-Protocol tcp Port Exclusion Ranges
-
-Start Port    End Port
-----------    --------
-      5357        5357
-     50000       50059     *
-     61000       61099
-
-* - Administered port exclusions.
-"""
-
-NETSH_DYNAMIC = """
-Protocol tcp Dynamic Port Range
----------------------------------
-Start Port      : 49152
-Number of Ports : 16384
-"""
-
-
-def test_windows_excluded_and_dynamic_port_ranges_are_read_from_netsh() -> None:
-    assert parse_excluded_ranges(NETSH_EXCLUDED) == [(5357, 5357), (50000, 50059), (61000, 61099)]
-    assert parse_dynamic_range(NETSH_DYNAMIC) == (49152, 65535)
+def test_empty_netsh_output_means_no_ranges() -> None:
+    """Real netsh outputs are in tests/test_platforms.py (recorded fixtures)."""
     assert parse_excluded_ranges("") == []
     assert parse_dynamic_range("") is None
+
+
+def test_every_blocking_call_records_the_limit_it_had_and_why() -> None:
+    ex = Executor()
+    try:
+        ex.do({"socket": "l", "op": "socket", "family": "inet", "type": "stream"})
+        ex.do({"socket": "l", "op": "bind", "address": "127.0.0.1", "port": 0})
+        port = ex.socks["l"].getsockname()[1]
+        ex.do({"socket": "c", "op": "socket", "family": "inet", "type": "stream"})
+        refused = ex.do({"socket": "c", "op": "connect", "address": "127.0.0.1", "port": port})
+        seconds, basis = platforms.current.connect_limit(TIMEOUT)
+        assert (refused["timeout"], refused["timeout_basis"]) == (seconds, basis)
+        assert refused["timeout"] >= TIMEOUT
+        ex.do({"socket": "l", "op": "listen"})
+        waited = ex.do({"socket": "l", "op": "accept", "into": "l.conn", "timeout": 0.01})
+        assert (waited["outcome"], waited["timeout"]) == ("TIMEOUT", 0.01)
+        assert "probe limit" in waited["timeout_basis"]
+        bound = ex.do({"socket": "x", "op": "socket", "family": "inet", "type": "dgram"})
+        assert "timeout" not in bound  # a call that cannot block has none
+    finally:
+        ex.close_all()
 
 
 def test_the_allocator_never_hands_out_a_windows_excluded_port() -> None:

@@ -144,6 +144,8 @@ class Book:
             "xdist": _dist_version("pytest-xdist"),
             "workers": workers,
         }
+        if state.host.simulated:  # never a conformance result: every output says so
+            run_info["simulated"] = state.host.simulated
         return model.build(run_info, suites, results)
 
     def finish(
@@ -173,6 +175,8 @@ class Book:
         gate = self.report["run_info"]["gate"]
         lines = [f"{summary['cells']} cells: {counts or 'none'} (gate {gate})"]
         skipped = summary["status"]["skip"]
+        if self.report["run_info"].get("simulated"):
+            lines.insert(0, f"SIMULATED ({self.report['run_info']['simulated']}): not a result")
         for oid, verdicts in [] if quiet else summary["oracles"].items():
             mark = " (gate)" if oid == gate else ""
             apart = skipped - verdicts["not-run"]  # skipped cells it has no expectation for

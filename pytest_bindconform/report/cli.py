@@ -33,6 +33,12 @@ def register(sub: Any) -> None:
         metavar="DIR",
         help="list the measured expectation blocks (*.measured.yaml) found under DIR",
     )
+    m.add_argument(
+        "--simulated",
+        action="store_true",
+        help="test harness only: accept reports of --bindconform-simulate runs (the merged "
+        "report is then labelled simulated in every output)",
+    )
     m.set_defaults(func=_merge)
 
 
@@ -44,7 +50,7 @@ def _merge(args: argparse.Namespace) -> int:
         print("merge: nothing to write: give at least one of --json, --md, --html", file=sys.stderr)
         return 2
     try:
-        merged = merge_files([Path(p) for p in args.reports])
+        merged = merge_files([Path(p) for p in args.reports], simulated=args.simulated)
     except MergeError as exc:
         print(f"merge: {exc}", file=sys.stderr)
         return 2
@@ -58,6 +64,8 @@ def _merge(args: argparse.Namespace) -> int:
     }
     for fmt, path in outputs.items():
         write_atomic(path, render[fmt]())
+    if merged.get("simulated"):
+        print(f"SIMULATED ({merged['simulated']}): not a conformance result")
     print(
         f"merged {len(args.reports)} reports: {len(merged['hosts'])} hosts, "
         f"{len(merged['cells'])} cells, {len(merged['differences'])} differ between hosts, "

@@ -72,6 +72,11 @@ def host_line(info: dict[str, Any]) -> str:
     return f"{h['os']} — {h['os_release']}, {h['kernel']}, {h['machine']}, python {h['python']}"
 
 
+def simulated_banner(simulated: str | None) -> list[str]:
+    """A simulated run's outcomes come from a model: the report says so before anything else."""
+    return [f"**SIMULATED — not a conformance result: {text(simulated)}**", ""] if simulated else []
+
+
 def run_line(info: dict[str, Any]) -> list[str]:
     """The run's id: a JSON, Markdown and HTML report with the same id come from one run."""
     return [f"Run id {text(info['run_id'])}", ""] if info.get("run_id") else []
@@ -86,6 +91,7 @@ def render(
     head = [
         f"# bind() conformance: {text(host_line(info))}",
         "",
+        *simulated_banner(info.get("simulated")),
         *(lead or []),
         f"Gate **{text(gate)}** · plugin {text(info['plugin_version'])} · "
         f"isolation {text(info['isolation'])} · {text(info['started'])} → "
@@ -154,7 +160,8 @@ def render_merged(
 
     view = View(merged)
     hosts = merged["hosts"]
-    head = [f"# bind() conformance across {len(hosts)} hosts", "", *(lead or [])]
+    head = [f"# bind() conformance across {len(hosts)} hosts", ""]
+    head += [*simulated_banner(merged.get("simulated")), *(lead or [])]
     head += header("#", "host", "gate", "cells", "pass", "fail", "skip", "error", "ungated")
     for n, h in enumerate(hosts, 1):
         s = h["summary"]

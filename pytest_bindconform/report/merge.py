@@ -48,8 +48,10 @@ def read(path: Path) -> Any:
         raise MergeError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
 
 
-def check(name: str, doc: Any, first: tuple[str, Any] | None) -> None:
-    """One input, whole: a valid host report of the format of the first and of this version."""
+def check(name: str, doc: Any, first: tuple[str, Any] | None, simulated: bool = False) -> None:
+    """One input, whole: a valid host report of the format of the first and of this version.
+    A simulated run (--bindconform-simulate) is refused unless `simulated`: its outcomes come
+    from a model, never from system calls."""
     if not isinstance(doc, dict) or "format" not in doc:
         raise MergeError(f"{name}: not a bindconform report (no 'format' field)")
     if first is not None and doc["format"] != first[1]:
@@ -64,18 +66,26 @@ def check(name: str, doc: Any, first: tuple[str, Any] | None) -> None:
         )
     if doc.get("kind") == "merged":
         raise MergeError(f"{name}: is a merged report; merge the host reports it came from")
+    run_info = doc.get("run_info")
+    fake = run_info.get("simulated") if isinstance(run_info, dict) else None
+    if fake and not simulated:
+        raise MergeError(
+            f"{name}: is a simulated run ({fake}): its outcomes come from a model, not from "
+            "system calls, so it is never merged into a conformance matrix (a test harness "
+            "may merge simulated legs with --simulated; the result is labelled simulated)"
+        )
     found = model.problems(doc)
     if found:
         shown = "\n  ".join(found[:10]) + (f"\n  … {len(found) - 10} more" if found[10:] else "")
         raise MergeError(f"{name}: not a valid bindconform host report:\n  {shown}")
 
 
-def load(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
+def load(paths: list[Path], simulated: bool = False) -> list[tuple[str, dict[str, Any]]]:
     """Read and check every input (all of them in memory: for a few small reports)."""
     docs: list[tuple[str, dict[str, Any]]] = []
     for path in paths:
         doc = read(path)
-        check(str(path), doc, (docs[0][0], docs[0][1]["format"]) if docs else None)
+        check(str(path), doc, (docs[0][0], docs[0][1]["format"]) if docs else None, simulated)
         docs.append((str(path), doc))
     return docs
 
@@ -110,7 +120,8 @@ def shown(record: dict[str, Any]) -> dict[str, Any]:
 class Matrix:
     """The merged report under construction, fed one host report at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, simulated: bool = False) -> None:
+        self.simulated = simulated  # accept --bindconform-simulate runs (test harness only)
         self.hosts: dict[str, dict[str, Any]] = {}
         self.suites: dict[str, Any] = {}
         self.rows: dict[str, dict[str, Any]] = {}
@@ -122,7 +133,7 @@ class Matrix:
         self.formats: tuple[str, Any] | None = None
 
     def add(self, name: str, doc: dict[str, Any]) -> None:
-        check(name, doc, self.formats)
+        check(name, doc, self.formats, self.simulated)
         self.formats = self.formats or (name, doc["format"])
         key = host_key(doc["run_info"])
         host = self.hosts.setdefault(
@@ -308,9 +319,15 @@ def merge(docs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     return matrix.document()
 
 
-def merge_files(paths: list[Path]) -> dict[str, Any]:
+def merge_files(paths: list[Path], simulated: bool = False) -> dict[str, Any]:
     """Merge host reports read one at a time: memory holds the matrix and one input."""
-    matrix = Matrix()
+    matrix = Matrix(simulated)
     for path in paths:
         matrix.add(str(path), read(path))
-    return matrix.document()
+    merged = matrix.document()
+    labels = sorted(
+        {h["run_info"]["simulated"] for h in merged["hosts"] if h["run_info"].get("simulated")}
+    )
+    if labels:
+        merged["simulated"] = "; ".join(labels)
+    return merged
