@@ -534,8 +534,8 @@ def simulated(info: dict[str, Any]) -> str:
     if not info.get("simulated"):
         return ""
     return (
-        f"SIMULATED run ({info['simulated']}): the socket layer was a stand-in, not "
-        f"{info['host']['os']}; these are no conformance results and the merge refuses them."
+        f"SIMULATED — not a conformance result: {info['simulated']} (the socket layer was a "
+        f"stand-in for {info['host']['os']}; the merge refuses it)"
     )
 
 
