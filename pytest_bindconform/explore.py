@@ -61,6 +61,8 @@ class ExploreResult:
     found: list[str] = field(default_factory=list)  # one line per divergence
     interference: int = 0  # sequences discarded because the port was touched
     unreproduced: list[str] = field(default_factory=list)  # shrunk, but a rerun disagreed
+    steps: int = 0  # bind/listen/close... steps compared with the model
+    unclaimed: int = 0  # of those, steps the model answered 'unknown' (no source decides)
 
     @property
     def rate(self) -> float:
@@ -72,6 +74,7 @@ class ExploreResult:
         return (
             f"bindconform explore: {self.sequences} socket sequences in {self.seconds:.1f} s "
             f"({self.rate:.0f} examples/s, {how}): {len(self.divergences)} divergence(s)"
+            + f"; {self.unclaimed} of {self.steps} steps unclaimed by the model"
             + (f", {len(self.unreproduced)} not reproduced" if self.unreproduced else "")
             + (f", {self.interference} discarded for interference" if self.interference else "")
         )
@@ -158,9 +161,13 @@ def compare(
     model: Model,
     known: set[Signature],
     deliveries: bool,
+    tally: dict[str, Any] | None = None,
 ) -> Divergence | None:
     """The first step whose real outcome the model does not predict (known
-    findings are stepped over), then the delivery; the model follows reality."""
+    findings are stepped over), then the delivery; the model follows reality.
+    Only claims are compared: a step the model answers 'unknown' (no source
+    decides it) is no divergence, and is counted in tally['unclaimed']."""
+    tally = {} if tally is None else tally
     port = Port({s.name: model_socket(s, None, host) for s in specs}, host)
     calls = [r for r in seen.steps if r["call"].split()[0] not in ("socket", "setsockopt")]
     said = seen.outcome  # a step on an unusable socket: the failure both agreed on
@@ -169,6 +176,8 @@ def compare(
         if observed == probe.NOT_RUN:
             continue
         said = port.expect(model, step)
+        tally["steps"] = tally.get("steps", 0) + 1
+        tally["unclaimed"] = tally.get("unclaimed", 0) + (said == UNKNOWN)
         found = _new(Divergence(tuple(steps[: index + 1]), tuple(specs), observed, said), known)
         if found:
             return found
@@ -263,7 +272,7 @@ def _machine(
             except Interference:
                 log["interference"] += 1
                 return
-            found = compare(host, self.specs, self.steps, seen, model, known, deliveries)
+            found = compare(host, self.specs, self.steps, seen, model, known, deliveries, log)
             if found is not None:
                 log["last"] = found
                 raise Found(str(found))
@@ -337,7 +346,7 @@ def write_case(found: Divergence, host: Host, how: str, out_dir: Path) -> Path:
     suite_id = text.split("\nid: ", 1)[1].split("\n", 1)[0]
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{suite_id}{cases.SUFFIX}"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text, encoding="utf-8", newline="\n")  # LF on every OS: a diffable file
     cases.load_suite(path)  # raises CaseFileError naming line and column
     return path
 
@@ -379,7 +388,14 @@ def run(
     allocator = PortAllocator(host, ports or worker_slice(*default_range(host), 0, 1))
     compare_with = model or models.for_os(host.os)
     known: set[Signature] = set()
-    log: dict[str, Any] = {"examples": 0, "sequences": 0, "deliveries": 0, "interference": 0}
+    log: dict[str, Any] = {
+        "examples": 0,
+        "sequences": 0,
+        "deliveries": 0,
+        "interference": 0,
+        "steps": 0,
+        "unclaimed": 0,
+    }
     result = ExploreResult(0, 0.0, None if derandomize else seed)
     start = time.perf_counter()
     for round_ in itertools.count():
@@ -428,4 +444,5 @@ def run(
     result.seconds = time.perf_counter() - start
     result.examples, result.sequences = log["examples"], log["sequences"]
     result.deliveries, result.interference = log["deliveries"], log["interference"]
+    result.steps, result.unclaimed = log["steps"], log["unclaimed"]
     return result

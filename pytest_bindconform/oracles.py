@@ -17,7 +17,7 @@ SHIPPED_PROFILES: dict[str, Profile] = {
         description=(
             "SO_REUSEPORT equivalent: Windows SO_REUSEADDR ('I allow sharing and want to share') "
             "maps to POSIX SO_REUSEPORT; Windows SO_EXCLUSIVEADDRUSE maps to no option, because "
-            "POSIX sockets are exclusive by default (shared/reference/posix-semantics.md)."
+            "POSIX sockets are exclusive by default (docs/reference/posix-semantics.md)."
         ),
         windows={"default": (), "reuse": ("SO_REUSEADDR",), "exclusive": ("SO_EXCLUSIVEADDRUSE",)},
         posix={"default": (), "reuse": ("SO_REUSEPORT",), "exclusive": ()},

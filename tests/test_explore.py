@@ -126,3 +126,52 @@ def test_only_what_the_host_offers_is_drawn() -> None:
 def test_the_model_default_is_the_host_os() -> None:
     with pytest.raises(ValueError, match="no model"):
         for_os("plan9")
+
+
+def says_unknown_to_every_bind(
+    existing: Sequence[ModelSocket], new: ModelSocket, call: str, history: Sequence[Event]
+) -> str:
+    """A model that claims nothing about binds: exploration must compare nothing there."""
+    return "unknown" if call == "bind" else for_os(HOST.os)(existing, new, call, history)
+
+
+def test_exploration_compares_only_claims_and_counts_the_rest(tmp_path: Path) -> None:
+    """An 'unknown' prediction is no divergence, however the host answers; the run says how
+    many steps went unclaimed (here every bind, so never fewer than the sequences)."""
+    result = explore.run(
+        HOST, 40, 5, False, tmp_path, ports=PORTS, model=says_unknown_to_every_bind, say=None
+    )
+    assert result.found == [] and result.divergences == [] and not list(tmp_path.iterdir())
+    assert result.steps >= result.unclaimed >= result.sequences > 0
+    assert f"{result.unclaimed} of {result.steps} steps unclaimed" in result.summary()
+    # With the real model, unclaimed steps are counted too, and a claim is still compared.
+    real = explore.run(HOST, 20, None, True, tmp_path / "real", ports=PORTS, say=None)
+    assert real.steps > 0 and 0 <= real.unclaimed <= real.steps
+
+
+def test_a_counterexample_is_written_with_lf_even_where_text_mode_writes_crlf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows' text mode turns '\\n' into '\\r\\n' unless newline='\\n' is passed: simulate it."""
+    original = Path.write_text
+
+    def windows_text_mode(self: Path, data: str, *args: object, **kwargs: object) -> int:
+        newline = kwargs.pop("newline", None)
+        if newline is None:
+            data = data.replace("\n", "\r\n")
+        return original(self, data, *args, newline="", **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", windows_text_mode)
+    found = explore.Divergence(
+        (explore.Step("bind", "a"), explore.Step("bind", "b")),
+        (
+            explore.SocketSpec("a", "inet", "stream", None, (), "wildcard"),
+            explore.SocketSpec("b", "inet", "stream", None, (), "wildcard"),
+        ),
+        "INUSE",
+        "ok",
+    )
+    path = explore.write_case(found, HOST, "Found in a test", tmp_path)
+    data = path.read_bytes()
+    assert b"\r\n" not in data and data.count(b"\n") > 10
+    assert data.decode("utf-8") == explore.case_text(found, HOST, "Found in a test")

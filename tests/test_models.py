@@ -113,7 +113,7 @@ def test_rules_every_os_shares(os_family: str) -> None:
     assert unbound_listen == ("INVAL" if os_family == "windows" else "ok")
 
 
-def test_windows_follows_tables_c_d_and_the_dual_stack_example() -> None:
+def test_windows_follows_tables_c_d_and_the_dual_stack_rule() -> None:
     w = for_os("windows")
     # C, row E/W, column D/S: ACCESS (table A says INUSE for the same pair).
     assert w([sock("0.0.0.0", EX, state="bound")], sock("127.0.0.1"), "bind", ()) == "ACCESS"
@@ -124,11 +124,94 @@ def test_windows_follows_tables_c_d_and_the_dual_stack_example() -> None:
     # C: R after D on one address is ACCESS; R after R is ok.
     assert w([first], sock("0.0.0.0", RA), "bind", ()) == "ACCESS"
     assert w([sock("0.0.0.0", RA, state="bound")], sock("0.0.0.0", RA), "bind", ()) == "ok"
-    # E's worked example: IPv4 TCP on loopback, then an exclusive dual-stack [::].
+    # E with table C's cell on the IPv4 half: the page's worked example (IPv4 TCP on
+    # loopback, then an exclusive dual-stack [::]) says WSAEACCES, Wine's tests_exclusive[6]
+    # shows WSAEADDRINUSE on Windows: the model follows Windows.
     dual = sock("::", EX, v6only=False)
-    assert w([sock("127.0.0.1", state="bound")], dual, "bind", ()) == "ACCESS"
+    assert w([sock("127.0.0.1", state="bound")], dual, "bind", ()) == "INUSE"
     assert w([sock("127.0.0.1", state="bound")], sock("::", v6only=False), "bind", ()) == "ok"
     assert w([sock("127.0.0.1", state="bound")], sock("::", EX, v6only=True), "bind", ()) == "ok"
+    # ... and with the IPv4 socket listening, which neither source checks: no claim.
+    assert w([sock("127.0.0.1", state="listening")], dual, "bind", ()) == UNKNOWN
+
+
+def test_windows_claims_only_what_a_source_decides() -> None:
+    """Defect: the model predicted 'ok' for a v4-mapped bind on an IPv6-only socket."""
+    w = for_os("windows")
+    assert w([], sock("::ffff:127.0.0.1", v6only=True), "bind", ()) == UNKNOWN
+    # A dual-stack [::] first, then IPv4: Wine's assertions only (tests_exclusive[14], [11],
+    # [10], [1]; test_ipv6only()), not table C's logic.
+    dual = sock("::", v6only=False, state="bound")
+    dual_ex = sock("::", EX, v6only=False, state="bound")
+    assert w([dual], sock("0.0.0.0"), "bind", ()) == "ok"
+    assert w([dual], sock("0.0.0.0", EX), "bind", ()) == "ok"
+    assert w([dual_ex], sock("0.0.0.0"), "bind", ()) == "ACCESS"
+    assert w([dual_ex], sock("127.0.0.1"), "bind", ()) == "ACCESS"
+    assert w([dual_ex], sock("0.0.0.0", RA), "bind", ()) == "ACCESS"
+    assert w([dual], sock("0.0.0.0", RA), "bind", ()) == UNKNOWN
+    dual_udp = sock("::", kind="dgram", v6only=False, state="bound")
+    assert w([dual_udp], sock("0.0.0.0", kind="dgram"), "bind", ()) == UNKNOWN
+    assert w([sock("::", RA, v6only=False, state="bound")], sock("0.0.0.0"), "bind", ()) == UNKNOWN
+    # v4-mapped: as its IPv4 address next to an AF_INET TCP socket (tests_exclusive[9],
+    # [15]-[17]); next to anything else, or over UDP, nothing is known.
+    mapped = sock("::ffff:127.0.0.1", v6only=False)
+    assert w([sock("127.0.0.1", state="bound")], mapped, "bind", ()) == "INUSE"
+    assert w([dual], mapped, "bind", ()) == UNKNOWN
+    v4_udp = sock("127.0.0.1", kind="dgram", state="bound")
+    assert w([v4_udp], sock("::ffff:127.0.0.1", kind="dgram", v6only=False), "bind", ()) == UNKNOWN
+    # No table has connections or TIME_WAIT.
+    assert w([sock("127.0.0.1", state="time-wait")], sock("127.0.0.1"), "bind", ()) == UNKNOWN
+    # listen(): alone, or in the pairs Wine listens on; anything else is unknown.
+    assert w([], sock("127.0.0.1", state="bound"), "listen", ()) == "ok"
+    ra = sock("127.0.0.1", RA, state="bound")
+    assert w([ra.at("listening")], ra, "listen", ()) == "ok"
+    assert (
+        w([sock("0.0.0.0", state="listening")], sock("127.0.0.1", state="bound"), "listen", ())
+        == "ok"
+    )
+    assert (
+        w([sock("0.0.0.0", EX, state="bound")], sock("127.0.0.1", EX, state="bound"), "listen", ())
+        == UNKNOWN
+    )
+
+
+def test_bsd_other_user_rules_differ_across_families() -> None:
+    """FreeBSD checks the user on the IPv4 half of a dual-stack bind with no address
+    exemption (in6_pcbbind()); xnu exempts an AF_INET 0.0.0.0 there. The test runs only
+    for an unprivileged new socket: a root 'self' socket skips it."""
+    v4_any = sock("0.0.0.0", state="bound")
+    stranger_dual = sock("::", v6only=False, owner="other-user")
+    assert predict("freebsd", [v4_any], sock("::", v6only=False), "bind") == "ok"  # same user
+    assert predict("freebsd", [v4_any], stranger_dual, "bind") == "INUSE"
+    assert predict("darwin", [v4_any], stranger_dual, "bind") == "ok"
+    # xnu, IPv4 half: another user's specific owner refuses unless it has SO_REUSEPORT
+    v4_rp = sock("127.0.0.1", RP, state="bound")
+    assert (
+        predict("darwin", [v4_rp], sock("::", RP, v6only=False, owner="other-user"), "bind") == "ok"
+    )
+    v4_ra = sock("127.0.0.1", RA, state="bound")
+    assert (
+        predict("darwin", [v4_ra], sock("::", RA, v6only=False, owner="other-user"), "bind")
+        == "INUSE"
+    )
+    # xnu, IPv6: two wildcards share across users only with SO_REUSEPORT on the old socket
+    v6 = sock("::", v6only=True, state="bound")
+    assert predict("darwin", [v6], sock("::", v6only=True, owner="other-user"), "bind") == "INUSE"
+    # a privileged (root) new socket over nobody's: the same-user rules
+    nobody = sock("127.0.0.1", owner="other-user", state="bound")
+    for os_family in ("freebsd", "darwin"):
+        assert predict(os_family, [nobody], sock("0.0.0.0", RA), "bind") == "ok"
+    # FreeBSD 14 and 15 differ for two wildcards over an RPLB-only socket: no claim
+    lb = sock("0.0.0.0", "SO_REUSEPORT_LB", state="bound")
+    assert predict("freebsd", [lb], sock("0.0.0.0", owner="other-user"), "bind") == UNKNOWN
+
+
+def test_agreement_counts_a_refuted_document_cell_as_an_erratum() -> None:
+    found = agreement.compare_library(LIBRARY)
+    errata = {(c.suite.id, c.cell.key, c.expectation.oracle) for c in found.errata}
+    assert errata == {("ms-dual-stack", "v4.default.specific-then-dual.exclusive", "ms-dual-stack")}
+    assert all(c.predicted == "INUSE" and c.expected == "ACCESS" for c in found.errata)
+    assert any("refuted by a measurement" in line for line in found.summary())
 
 
 def test_bsd_models_let_the_new_socket_decide_a_wildcard_specific_overlap() -> None:
@@ -223,8 +306,21 @@ def test_delivery_names_the_receiver() -> None:
         "a": sock("0.0.0.0", RA, state="listening"),
         "b": sock("0.0.0.0", RA, state="listening"),
     }
-    assert predict_delivery("windows", listeners, "127.0.0.1") == "a"  # reported
+    assert predict_delivery("windows", listeners, "127.0.0.1") == "a"  # Wine test_reuseaddr()
     assert predict_delivery("linux", {"a": a}, "::1") == "none"
+    # Windows TCP: the specific listener (Wine); across families: no source
+    spec_l = {"a": sock("0.0.0.0", state="listening"), "b": sock("127.0.0.1", state="listening")}
+    assert predict_delivery("windows", spec_l, "127.0.0.1") == "b"
+    mixed = {
+        "a": sock("0.0.0.0", state="listening"),
+        "b": sock("::", v6only=False, state="listening"),
+    }
+    assert predict_delivery("windows", mixed, "127.0.0.1") == UNKNOWN
+    # FreeBSD / macOS: the chain order is not derived, so a tie or a choice is unknown
+    for os_family in ("freebsd", "darwin"):
+        assert predict_delivery(os_family, rp, "127.0.0.1") == UNKNOWN
+        assert predict_delivery(os_family, specific, "127.0.0.1") == UNKNOWN
+        assert predict_delivery(os_family, {"a": a}, "127.0.0.1") == "a"
 
 
 # -- the derivation tool -----------------------------------------------------------

@@ -4,7 +4,10 @@ Every expectation that makes a claim and whose provenance is documented,
 measured or derived is compared with the prediction of the model of its
 oracle's OS. On Windows the model follows tables C, D and E; tables A and B are
 superseded by C (oracles.DEFAULT_GATES), so their disagreements are counted as
-findings about the documents, not as model errors.
+findings about the documents, not as model errors. Where a measured oracle of
+the same OS claims another outcome for the same cell (Wine's assertions, which
+pass on real Windows, next to a page's worked example), the measurement wins:
+the model follows it and the document's claim is an erratum, counted apart.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class Agreement:
     checked: list[Comparison] = field(default_factory=list)
     superseded: list[Comparison] = field(default_factory=list)
     unmodelled: list[Comparison] = field(default_factory=list)  # model said unknown
+    errata: list[Comparison] = field(default_factory=list)  # documents a measurement refutes
 
     @property
     def disagreements(self) -> list[Comparison]:
@@ -65,7 +69,8 @@ class Agreement:
     def summary(self) -> list[str]:
         lines = [
             f"{len(self.checked)} expectations checked, {len(self.disagreements)} disagree, "
-            f"{len(self.unmodelled)} beyond the models"
+            f"{len(self.unmodelled)} beyond the models, "
+            f"{len(self.errata)} documented cells refuted by a measurement"
         ]
         for oracle_id, what in SUPERSEDED.items():
             mine = [c for c in self.superseded if c.expectation.oracle == oracle_id]
@@ -83,6 +88,7 @@ def compare(suites: Iterable[Suite]) -> Agreement:
     for suite in suites:
         for cell in suite.cells:
             profile = suite.profiles.get(cell.profile) if cell.profile else None
+            refuted = _refuted(suite, cell)
             for exp in cell.expectations:
                 oracle = suite.oracles[exp.oracle]
                 if oracle.kind not in CHECKED_KINDS or oracle.os not in OS_FAMILIES:
@@ -96,11 +102,27 @@ def compare(suites: Iterable[Suite]) -> Agreement:
                 for one in found:
                     if one.predicted == UNKNOWN:
                         result.unmodelled.append(one)
+                    elif exp in refuted and one.what == "outcome":
+                        result.errata.append(one)
                     elif exp.oracle in SUPERSEDED:
                         result.superseded.append(one)
                     else:
                         result.checked.append(one)
     return result
+
+
+def _refuted(suite: Suite, cell: Cell) -> set[Expectation]:
+    """The cell's document expectations that a measured oracle of the same OS
+    contradicts (both claiming, different outcomes)."""
+    kind = {e: suite.oracles[e.oracle] for e in cell.expectations}
+    measured = [e for e in cell.expectations if kind[e].kind == "measured" and e.claims]
+    return {
+        e
+        for e in cell.expectations
+        if kind[e].kind == "document"
+        and e.claims
+        and any(kind[m].os == kind[e].os and m.outcome != e.outcome for m in measured)
+    }
 
 
 def compare_library(root: Path) -> Agreement:

@@ -25,9 +25,10 @@ OS_OPTIONS: dict[str, frozenset[str]] = {
 """Options each OS defines; a cell needing another one cannot run there."""
 
 V6ONLY_DEFAULT = {"linux": False, "freebsd": True, "darwin": False, "windows": True}
-"""IPV6_V6ONLY when a socket does not set it (posix-semantics.md row 'IPV6_V6ONLY
-default'; windows-documented-tables.md E: 'on Windows IPV6_V6ONLY defaults to 1').
-Linux: net.ipv6.bindv6only=0, the kernel default."""
+"""IPV6_V6ONLY when a socket does not set it (docs/reference/posix-semantics.md
+row 'IPV6_V6ONLY default': Linux ipv6(7) net.ipv6.bindv6only=0, FreeBSD inet6(4)
+net.inet6.ip6.v6only=1, xnu 0; Windows: "Dual-Stack Sockets for IPv6 Winsock
+Applications" and Wine's test_ipv6only(), which reads 1 on a new socket)."""
 
 CONNECTED = ("established", "closed-established", "closing")
 """An accepted connection on the port: established (the grid vocabulary's
@@ -80,8 +81,10 @@ class Endpoint:
 
 def endpoints(sock: ModelSocket) -> tuple[Endpoint, ...]:
     """Where a bound socket receives. A dual-stack wildcard holds both stacks; a
-    v4-mapped address is its IPv4 address (posix-semantics.md row 'v4-mapped';
-    windows-documented-tables.md E: a dual-stack socket is bound on both stacks)."""
+    v4-mapped address is its IPv4 address (docs/reference/posix-semantics.md row
+    'v4-mapped'; docs/reference/windows-tables.md E: a dual-stack socket is bound
+    on both stacks). Whether a model claims anything for such a pair is the OS
+    module's decision."""
     ip = ipaddress.ip_address(sock.address)
     if isinstance(ip, ipaddress.IPv4Address):
         return (Endpoint("v4", None if ip.is_unspecified else str(ip)),)
@@ -142,14 +145,21 @@ def rivals(
 
 
 def common(new: ModelSocket, call: str, os_family: str) -> str | None:
-    """Outcomes every OS shares, before any port rule: None when none applies."""
+    """Outcomes every OS shares, before any port rule: None when none applies.
+    Sources: the bind(2) and listen(2) pages (Linux man-pages, FreeBSD), Winsock
+    bind() and listen() on learn.microsoft.com (error lists), and for Windows
+    Wine's afd.c test_bind() (a second bind: STATUS_ADDRESS_ALREADY_ASSOCIATED,
+    which Winsock returns as WSAEINVAL)."""
     if call == "bind" and new.state != "unbound":
         return "INVAL"  # bind(2) EINVAL / Winsock bind WSAEINVAL: already bound
     if call == "listen" and new.type == "dgram":
         return "NOTSUP"  # listen(2) EOPNOTSUPP / WSAEOPNOTSUPP: not a connection socket
     if call == "listen" and new.state == "unbound":
-        # POSIX listen() picks an ephemeral port; Winsock listen() wants bind first.
+        # Linux ip(7) and FreeBSD tcp_usr_listen(): listen() on an unbound socket
+        # binds an ephemeral port; Winsock listen(): WSAEINVAL, "not been bound".
         return "INVAL" if os_family == "windows" else "ok"
     if call == "listen" and new.state == "listening":
-        return "ok"  # a second listen() only changes the backlog
+        # A second listen() only changes the backlog (Linux inet_listen(); Winsock
+        # listen(): "returns success without changing the value for the backlog").
+        return "ok"
     return None

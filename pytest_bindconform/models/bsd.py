@@ -2,10 +2,11 @@
 options for a wildcard/specific overlap, and needs SO_REUSEPORT on both for an
 exact duplicate.
 
-Source: shared/reference/posix-semantics.md, columns "FreeBSD 14/15 (derived)"
-and "macOS / xnu (derived)"; the v4-mapped wildcard exemption is read from the
-kernel source quoted at its rule. Nothing here has been run on either OS: every
-prediction is derived and must be labelled so wherever it is used.
+Source: docs/reference/posix-semantics.md, columns "FreeBSD 14/15 (derived)"
+and "macOS / xnu (derived)", which cite the kernel functions; the exemptions
+are quoted from the kernel source at their rule. Nothing here has been run on
+either OS: every prediction is derived and must be labelled so wherever it is
+used. A socket of another user is checked by each OS's own `cross_user`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,19 @@ from collections.abc import Callable, Sequence
 
 from .base import CONNECTED, RA, UNKNOWN, Event, Meeting, ModelSocket, is_v4mapped, rivals
 
-CrossUser = Callable[[ModelSocket, ModelSocket, Meeting], bool]
+CrossUser = Callable[[ModelSocket, ModelSocket, Meeting], "bool | None"]
+"""(old, new, meeting) -> may an unprivileged new socket overlap another user's
+old one (True), is that refused (False), or does no derivation decide (None)."""
 
 
 def _dual_over_v4_wildcard(old: ModelSocket, new: ModelSocket, met: Meeting) -> bool:
     # Row "0.0.0.0 vs [::] dual, no options": [::] after 0.0.0.0 is ok, the
-    # reverse is EADDRINUSE: a dual-stack bind does not look at an IPv4
-    # wildcard owner.
+    # reverse is EADDRINUSE: the IPv4 half of a dual-stack bind passes over an
+    # AF_INET 0.0.0.0 owner. FreeBSD sys/netinet6/in6_pcb.c in6_pcbbind()
+    # (in6_pcbbind_avail() since 15.0): EADDRINUSE only if
+    # "(!in_nullhost(t->inp_laddr) || (t->inp_vflag & INP_IPV6PROTO) != 0)";
+    # xnu bsd/netinet6/in6_pcb.c in6_pcbbind(): "(t->inp_laddr.s_addr !=
+    # INADDR_ANY || SOCK_DOM(so) == SOCK_DOM(t->inp_socket))".
     return (
         new.family == "inet6"
         and not is_v4mapped(new)
@@ -58,17 +65,29 @@ def _mapped_wildcard_over_inet6_wildcard(old: ModelSocket, new: ModelSocket, met
     )
 
 
+def unprivileged_stranger(old: ModelSocket, new: ModelSocket) -> bool:
+    """Does the kernel's other-user test run for this pair? Only for an
+    unprivileged new socket (FreeBSD: priv_check_cred(PRIV_NETINET_REUSEPORT)
+    fails; xnu: kauth_cred_getuid(so->so_cred) != 0) over another user's socket.
+    The 'other-user' owner is nobody; a run with such a socket runs as root
+    (owner.py needs it), so a 'self' socket is privileged and skips the test."""
+    return new.owner == "other-user" and old.user != new.user
+
+
 def allowed(
     old: ModelSocket,
     new: ModelSocket,
     met: Meeting,
     exact_ok: tuple[str, ...],
     cross_user: CrossUser,
-) -> bool:
-    """May `new` overlap `old` where they meet? exact_ok: the options that make an
-    exact duplicate legal when both sockets carry the same one."""
-    if _dual_over_v4_wildcard(old, new, met):
-        return True
+) -> bool | None:
+    """May `new` overlap `old` where they meet? None: no derivation decides.
+    exact_ok: the options that make an exact duplicate legal when both sockets
+    carry the same one."""
+    if unprivileged_stranger(old, new):
+        verdict = cross_user(old, new, met)
+        if verdict is not True:
+            return verdict  # row "different users": refused, or not derived
     new_opts = (RA, *exact_ok)
     if old.state == "time-wait" or old.state in CONNECTED:
         # Row "TIME_WAIT blocks a new bind?": only if the new socket has none of
@@ -76,8 +95,8 @@ def allowed(
         # connections: like a TIME_WAIT entry they are connected PCBs, which the
         # exact-address lookup made for a socket with an option does not see.
         return new.has(*new_opts)
-    if old.user != new.user and not cross_user(old, new, met):
-        return False  # row "different users"
+    if _dual_over_v4_wildcard(old, new, met):
+        return True
     if _mapped_wildcard_over_inet6_wildcard(old, new, met):
         return True
     if met.exact:
@@ -97,10 +116,14 @@ def bind(
 ) -> str:
     if is_v4mapped(new) and new.v6only:
         return UNKNOWN  # not in the reference: no derivation for a v4-mapped v6only bind
-    for old, met in rivals(existing, new):
-        if not all(allowed(old, new, m, exact_ok, cross_user) for m in met):
-            return "INUSE"  # row "conflict errno"
-    return "ok"
+    verdicts = {
+        allowed(old, new, m, exact_ok, cross_user)
+        for old, met in rivals(existing, new)
+        for m in met
+    }
+    if False in verdicts:
+        return "INUSE"  # row "conflict errno": EADDRINUSE whatever refused it
+    return UNKNOWN if None in verdicts else "ok"
 
 
 def listen(

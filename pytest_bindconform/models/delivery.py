@@ -1,16 +1,19 @@
 """Which of the sockets sharing a port receives unicast traffic sent to it.
 
-Sources: shared/reference/posix-semantics.md row "delivery when several sockets
-share" for BSD and macOS ties; windows-documented-tables.md (C page text: a
-specific socket receives its address, the wildcard the rest; table A's '*':
-otherwise undefined), and for Windows listeners a reported fact (cited below).
 Linux: net/ipv4/udp.c udp4_lib_lookup2() and inet_hashtables.c
-inet_lhash2_lookup(), measured on Linux 6.18
-(tests/test_models.py): the exact address beats a wildcard, an AF_INET socket
-beats an AF_INET6 one for IPv4 traffic, then the first socket of the lookup
-chain wins, or its SO_REUSEPORT group shares by hash. The answer uses the
-probe's vocabulary: a socket name, 'both' / 'shared' (two / three or more
-receive), 'none'.
+inet_lhash2_lookup(), measured on Linux 6.18 (tests/test_models.py): the exact
+address beats a wildcard, an AF_INET socket beats an AF_INET6 one for IPv4
+traffic, then the first socket of the lookup chain wins, or its SO_REUSEPORT
+group shares by hash. Windows (docs/reference/windows-tables.md): Wine's
+test_reuseaddr() assertions, which pass on real Windows, for TCP listeners of
+one family (the specific address beats the wildcard; of two SO_REUSEADDR
+listeners on one address the first to listen receives), and the C page's text
+for UDP (a wildcard next to an exclusive specific socket receives everything
+but that address). FreeBSD and macOS: only where one socket alone can receive;
+the order of their PCB hash chains (sys/netinet/in_pcb.c _in_pcbinshash_wild()
+on FreeBSD 14 appends dual-stack wildcards at the tail) is not derived here.
+Anything else is 'unknown'. The answer uses the probe's vocabulary: a socket
+name, 'both' / 'shared' (two / three or more receive), 'none'.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
-from .base import RP, RPLB, UNKNOWN, ModelSocket, endpoints, v6only_bound
+from .base import EXCL, RA, RP, UNKNOWN, ModelSocket, endpoints, v6only_bound
 
 
 def _score(sock: ModelSocket, to: ModelSocket) -> int:
@@ -61,13 +64,11 @@ def _tie(os_family: str, group: dict[str, ModelSocket], to: ModelSocket) -> str:
     names, socks = list(group), list(group.values())
     if os_family == "linux":
         return _linux(group, to)
-    if os_family == "freebsd" and all(s.has(RPLB) for s in socks):
-        return _balanced(names)  # RPLB: balanced
     if os_family in ("freebsd", "darwin"):
-        return names[-1]  # RP: the last bound
-    if all(s.type == "stream" for s in socks):
-        # Windows, reported (cases/lifecycle-sharing.bind.yaml, oracle
-        # windows-reported): of two SO_REUSEADDR listeners the first receives.
+        return UNKNOWN  # the hash chain order decides; not derived
+    if all(s.type == "stream" and s.has(RA) for s in socks):
+        # Windows, Wine test_reuseaddr(): "The connection is delivered to the
+        # first socket" of two SO_REUSEADDR listeners on one address.
         return names[0]
     return UNKNOWN  # Windows UDP: the page's '*': undefined which socket receives
 
@@ -91,4 +92,19 @@ def predict_delivery(os_family: str, sharing: Mapping[str, ModelSocket], to: str
     if top == 0:
         return "none"
     group = {n: live[n] for n, score in scores.items() if score == top}
+    candidates = [live[n] for n, score in scores.items() if score]
+    if len(candidates) > 1 and not _ranked(os_family, candidates, group):
+        return UNKNOWN
     return next(iter(group)) if len(group) == 1 else _tie(os_family, group, dest)
+
+
+def _ranked(os_family: str, candidates: list[ModelSocket], best: dict[str, ModelSocket]) -> bool:
+    """Does a source rank these candidates (exact address over wildcard)?"""
+    if os_family == "linux":
+        return True  # measured, see the module docstring
+    if os_family != "windows" or len({s.family for s in candidates}) > 1:
+        return False  # BSD order not derived; Windows across families: no source
+    if all(s.type == "stream" for s in candidates):
+        return True  # Wine test_reuseaddr(): the specific listener receives, either order
+    # UDP: the C page's text only: an exclusive specific socket and a wildcard.
+    return len(candidates) == 2 and len(best) == 1 and next(iter(best.values())).has(EXCL)

@@ -1,9 +1,10 @@
 """Linux >= 3.9 bind()/listen() rules, checked against Linux 6.18 with real sockets.
 
-Pairwise rules: shared/reference/posix-semantics.md, column "Linux >= 3.9
-(measured)", cited by row. Beyond pairs, Linux decides from the port's history:
-TCP keeps fast paths per port (the bind bucket) that skip the pairwise check,
-and UDP stops its scan at the first compatible SO_REUSEPORT socket. Those rules
+Pairwise rules: docs/reference/posix-semantics.md, column "Linux >= 3.9
+(measured)", cited by row; the kernel functions are named at each rule.
+Beyond pairs, Linux decides from the port's history: TCP keeps fast paths per
+port (the bind bucket) that skip the pairwise check, and UDP stops its scan at
+the first compatible SO_REUSEPORT socket. Those rules
 come from the kernel source named at each one and were found, and confirmed, by
 exploration on this project's Linux 6.18 host (explore.py); their regression
 tests are tests/test_models.py and the case file linux-port-history.bind.yaml.
@@ -190,7 +191,9 @@ def _assumed_history(existing: Sequence[ModelSocket]) -> list[Event]:
 
 def bind(existing: Sequence[ModelSocket], new: ModelSocket, history: Sequence[Event] = ()) -> str:
     if is_v4mapped(new) and new.v6only:
-        return "INVAL"  # ipv6(7): a v6only socket cannot take a v4-mapped address
+        # net/ipv6/af_inet6.c __inet6_bind(): "Binding to v4-mapped address on a
+        # v6-only socket makes no sense" -> -EINVAL
+        return "INVAL"
     if new.type == "dgram":
         return _udp(existing, new, history)
     return _tcp(existing, new, history or _assumed_history(existing))
