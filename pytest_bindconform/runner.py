@@ -106,7 +106,7 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         "steps": observation.steps,
         "delivery": observation.delivery,
     }
-    finding = environment_finding(observation.outcome, port, ctx.host)
+    finding = environment_finding(observation.outcome, port, ctx.host) or probe_failure(observation)
     if finding:
         record.update(status="error", reason=finding, duration=time.perf_counter() - start)
         return record
@@ -188,22 +188,51 @@ def _observe(
     cell: Cell, planned: list[probe.PlannedSocket], profile: Profile | None, ctx: Context
 ) -> tuple[int, probe.Observation]:
     """Run the cell on a port no other process confounded (see ports.py)."""
+    kinds = _kinds(planned)
     connects = any(step.call == "connect" for step in cell.steps)
-    held: list[int] = []
+    children = any(p.owner != "self" for p in planned)
+    seen: list[str] = []
     for _ in range(ATTEMPTS):
-        # a retry takes a port proven free: our own TIME_WAIT entries can cover a run of ports
-        port = ctx.ports.take(prove=connects or bool(held))
-        observation = probe.run(cell, planned, port, ctx.host, profile)
-        suspect = observation.delivery is not None or any(
-            step["outcome"] in CONFLICTS for step in observation.steps
-        )
-        if connects or not suspect or ctx.ports.free(port, _kinds(planned)):
-            return port, observation
-        held.append(port)
+        port = ctx.ports.take(prove=True, kinds=kinds)
+
+        def before(port: int = port) -> None:
+            ctx.ports.prove(port, kinds, "once the cell's child processes were ready")
+
+        try:
+            observation = probe.run(
+                cell, planned, port, ctx.host, profile, before=before if children else None
+            )
+            why = _first_bind_conflict(observation, port, ctx.host)
+            if why:
+                raise Interference(why)
+            suspect = (
+                connects
+                or observation.delivery is not None
+                or any(step["outcome"] in CONFLICTS for step in observation.steps)
+            )
+            if suspect and not connects:
+                ctx.ports.prove(port, kinds, "after the cell closed its sockets")
+        except Interference as exc:
+            seen.append(f"port {port}: {exc}")
+            continue
+        return port, observation
     raise Interference(
-        f"ports {', '.join(map(str, held))} were held by another process while this cell ran "
-        "there, so its outcome may be that process's doing; no verdict is given. Free them, or "
-        "choose a quieter range with --bindconform-ports"
+        "every try was confounded by another process, so the outcome may be that process's "
+        f"doing and no verdict is given ({'; '.join(seen)}). Stop it, or choose a quieter range "
+        "with --bindconform-ports"
+    )
+
+
+def _first_bind_conflict(observation: probe.Observation, port: int, host: Host) -> str:
+    """On a port proven free, the cell's first bind can only meet someone else's socket."""
+    first = next((s for s in observation.steps if s["call"] == "bind"), None)
+    if first is None or first["outcome"] not in ("INUSE", "ACCESS"):
+        return ""
+    if first["outcome"] == "ACCESS" and (host.privileged(port) or host.excluded(port)):
+        return ""  # the environment, reported as such by environment_finding()
+    return (
+        f"the cell's first bind ({first['socket']}) failed with {first['error']} on a port "
+        "proven free just before: another process took the port meanwhile"
     )
 
 
@@ -250,6 +279,17 @@ def model_prediction(
         "verdict": agrees,
         "provenance": f"model:{host.os}",  # pytest_bindconform/models/<os>.py, not a document
     }
+
+
+def probe_failure(observation: probe.Observation) -> str:
+    """A delivery probe that could not send all it planned names no receiver: an error."""
+    delivery = observation.delivery
+    if delivery is None or not delivery.get("failure"):
+        return ""
+    return (
+        f"probe failure: the delivery probe sent {delivery['sent']} of {delivery['planned']} "
+        f"planned, so who receives is not known: {delivery['failure']}"
+    )
 
 
 def environment_finding(outcome: str, port: int, host: Host) -> str:
