@@ -569,3 +569,68 @@ def test_delivery_probes_follow_the_cell(tmp_path: Path) -> None:
     assert seen.delivery is not None
     assert (seen.delivery["planned"], seen.delivery["sent"]) == (5, 5)
     assert sum(seen.delivery["received"].values()) == 5
+
+
+# -- v4-mapped targets where IPV6_V6ONLY defaults to 1 (issue 9, defect 2) ---------------
+
+BINDV6ONLY = """set -e
+ip link set lo up
+sysctl -qw net.ipv6.bindv6only=1
+exec "$@"
+"""
+MAPPED_CASE = """\
+format: 1
+id: mapped
+title: v4-mapped deliveries
+references: []
+oracles: {here: {kind: measured, source: this test, applies: {os: linux}}}
+cases:
+  - id: mapped
+    sockets:
+      a: {type: dgram, options: [SO_REUSEADDR, SO_REUSEPORT], address: wildcard}
+      b: {family: inet6, v6only: false, type: dgram, options: [SO_REUSEADDR, SO_REUSEPORT],
+          address: v4mapped-specific}
+    steps: [bind a, bind b]
+    expect: {here: ok}
+"""
+
+
+@pytest.mark.parametrize("workers", [["-p", "no:xdist"], ["-n", "2"]])
+def test_v4_mapped_deliveries_send_where_v6only_defaults_to_1(
+    tmp_path: Path, workers: list[str]
+) -> None:
+    """Windows and FreeBSD default IPV6_V6ONLY to 1, like Linux with bindv6only=1: a
+    delivery probe to a v4-mapped target must still send all it planned, and a probe
+    that sent less must never name a receiver."""
+    import json
+    import sys
+
+    report = tmp_path / "report.json"
+    case = tmp_path / "mapped.bind.yaml"
+    case.write_text(MAPPED_CASE)
+    in_netns(
+        BINDV6ONLY,
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *workers,
+        str(case),
+        f"--bindconform-json={report}",
+        "--rootdir",
+        str(tmp_path),
+    )
+    deliveries = [
+        d
+        for r in json.loads(report.read_text())["results"]
+        if r["observed"]
+        for d in [r["observed"]["delivery"], *r["observed"].get("delivery_reruns", [])]
+        if d is not None
+    ]
+    mapped = [d for d in deliveries if d["target"].startswith("::ffff:")]
+    assert len(mapped) == 1
+    for d in deliveries:
+        assert d["receiver"] is None or d["sent"] == d["planned"], d
+    assert all(d["sent"] == d["planned"] == 16 for d in mapped)
