@@ -113,14 +113,18 @@ class PortAllocator:
         self.host = host
         self.ports = ports
         self._next = 0
+        self.skipped = 0  # ports passed over because something held them
 
     def take(self, prove: bool = False, kinds: Iterable[tuple[str, str]] = ALL_KINDS) -> int:
         """The next port of this worker's slice (proven free right now if asked)."""
         for _ in range(len(self.ports)):
             port = self.ports[self._next % len(self.ports)]
             self._next += 1
-            if not self.host.excluded(port) and (not prove or is_free(port, self.host, kinds)):
+            if self.host.excluded(port):
+                continue
+            if not prove or is_free(port, self.host, kinds):
                 return port
+            self.skipped += 1
         raise Interference(
             f"no free port in {self.ports.start}-{self.ports.stop - 1}: every port of this "
             "worker's slice is held by another process, so no verdict is given; choose "

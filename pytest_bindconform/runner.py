@@ -90,7 +90,7 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         record["scenario"]["sockets"] = [unplanned(s) for s in cell.sockets]
         return record
     try:
-        port, observation = _observe(cell, planned, profile, ctx)
+        port, observation, confounded = _observe(cell, planned, profile, ctx)
     except Interference as exc:
         record.update(
             status="error", reason=f"interference: {exc}", duration=time.perf_counter() - start
@@ -101,6 +101,8 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         p.to_dict(observation.states.get(p.name, "unbound")) for p in planned
     ]
     record["scenario"]["port"] = port
+    if confounded:  # tries another process spoiled before this one ran clean
+        record["confounded_tries"] = confounded
     record["observed"] = {
         "outcome": observation.outcome,
         "steps": observation.steps,
@@ -162,7 +164,7 @@ def _rejudge_delivery(
     """Load balancing is hashing: a lopsided sample is possible. Run the cell once more on a
     fresh port; keep both deliveries; pass only if the second run agrees, saying so."""
     try:
-        _, again = _observe(cell, planned, profile, ctx)
+        _, again, _ = _observe(cell, planned, profile, ctx)
     except Interference:
         return first
     record["observed"]["delivery_reruns"] = [again.delivery]
@@ -186,8 +188,9 @@ ATTEMPTS = 3
 
 def _observe(
     cell: Cell, planned: list[probe.PlannedSocket], profile: Profile | None, ctx: Context
-) -> tuple[int, probe.Observation]:
-    """Run the cell on a port no other process confounded (see ports.py)."""
+) -> tuple[int, probe.Observation, list[str]]:
+    """Run the cell on a port no other process confounded (see ports.py); also say what
+    spoiled the tries before."""
     kinds = _kinds(planned)
     connects = any(step.call == "connect" for step in cell.steps)
     children = any(p.owner != "self" for p in planned)
@@ -215,7 +218,7 @@ def _observe(
         except Interference as exc:
             seen.append(f"port {port}: {exc}")
             continue
-        return port, observation
+        return port, observation, seen
     raise Interference(
         "every try was confounded by another process, so the outcome may be that process's "
         f"doing and no verdict is given ({'; '.join(seen)}). Stop it, or choose a quieter range "
