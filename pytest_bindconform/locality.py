@@ -125,7 +125,7 @@ def sockaddr_text(raw: bytes, bsd_layout: bool) -> str | None:
     (1 byte), Linux with a 2-byte sa_family; the address sits at offset 4 (sockaddr_in)
     or 8 (sockaddr_in6) in both layouts."""
     family = raw[1] if bsd_layout else struct.unpack_from("=H", raw, 0)[0]
-    if family == socket.AF_INET:
+    if family == socket.AF_INET and len(raw) >= 8:
         return socket.inet_ntop(socket.AF_INET, raw[4:8])
     if family == getattr(socket, "AF_INET6", -1) and len(raw) >= 24:
         return socket.inet_ntop(socket.AF_INET6, raw[8:24])
@@ -141,9 +141,13 @@ def _getifaddrs() -> list[str]:
     try:
         node = head
         while node:
-            if node.contents.ifa_addr:
-                raw = ctypes.string_at(node.contents.ifa_addr, 28)
-                text = sockaddr_text(raw, bsd_layout=not sys.platform.startswith("linux"))
+            where = node.contents.ifa_addr
+            if where:
+                bsd = not sys.platform.startswith("linux")
+                start = ctypes.string_at(where, 2)  # then only as much as that family has
+                family = start[1] if bsd else struct.unpack("=H", start)[0]
+                size = {socket.AF_INET: 8, getattr(socket, "AF_INET6", -1): 24}.get(family)
+                text = sockaddr_text(ctypes.string_at(where, size), bsd) if size else None
                 if text:
                     out.append(text)
             node = node.contents.ifa_next
@@ -205,7 +209,9 @@ def unicast_rows_text(rows: list[_UnicastRow]) -> list[str]:
 
 
 def _windows_addresses() -> list[str]:
-    iphlpapi = ctypes.WinDLL("iphlpapi")  # type: ignore[attr-defined]
+    if sys.platform != "win32":  # interface_addresses() calls this on Windows only
+        return []
+    iphlpapi = ctypes.WinDLL("iphlpapi")
     table = ctypes.POINTER(_UnicastTable)()
     if iphlpapi.GetUnicastIpAddressTable(0, ctypes.byref(table)) != 0:  # AF_UNSPEC
         raise OSError("GetUnicastIpAddressTable() failed")
