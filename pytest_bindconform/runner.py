@@ -195,8 +195,10 @@ def _observe(
     connects = any(step.call == "connect" for step in cell.steps)
     children = any(p.owner != "self" for p in planned)
     seen: list[str] = []
+    tried: list[str] = []
     for _ in range(ATTEMPTS):
         port = ctx.ports.take(prove=True, kinds=kinds)
+        tried.append(str(port))
 
         def before(port: int = port) -> None:
             ctx.ports.prove(port, kinds, "once the cell's child processes were ready")
@@ -220,9 +222,10 @@ def _observe(
             continue
         return port, observation, seen
     raise Interference(
-        "every try was confounded by another process, so the outcome may be that process's "
-        f"doing and no verdict is given ({'; '.join(seen)}). Stop it, or choose a quieter range "
-        "with --bindconform-ports"
+        f"another process confounded every try: ports {', '.join(tried)} were held by another "
+        "process while this cell ran there, or its traffic reached the cell, so the outcome "
+        f"may be that process's doing; no verdict is given ({'; '.join(seen)})."
+        " Stop it, or choose a quieter range with --bindconform-ports"
     )
 
 
