@@ -196,7 +196,8 @@ def _observe(
     children = any(p.owner != "self" for p in planned)
     seen: list[str] = []
     tried: list[str] = []
-    for _ in range(ATTEMPTS):
+    unreached: int | None = None  # a port where the delivery reached nobody, to be confirmed
+    for _ in range(ATTEMPTS + 1):
         port = ctx.ports.take(prove=True, kinds=kinds)
         tried.append(str(port))
 
@@ -220,13 +221,30 @@ def _observe(
         except Interference as exc:
             seen.append(f"port {port}: {exc}")
             continue
+        if unreached is None and _unreached(observation):
+            unreached = port  # 'none' is also what a foreign socket that took it all shows
+            continue
+        if unreached is not None and not _unreached(observation):
+            seen.append(
+                f"port {unreached}: the delivery probe's traffic reached no socket of the cell, "
+                f"but on port {port} it did: another process sharing the port took it"
+            )
         return port, observation, seen
+    if unreached is not None:
+        seen.append(f"port {unreached}: the delivery reached no socket of the cell, unconfirmed")
     raise Interference(
         f"another process confounded every try: ports {', '.join(tried)} were held by another "
         "process while this cell ran there, or its traffic reached the cell, so the outcome "
         f"may be that process's doing; no verdict is given ({'; '.join(seen)})."
         " Stop it, or choose a quieter range with --bindconform-ports"
     )
+
+
+def _unreached(observation: probe.Observation) -> bool:
+    """Sent, and no socket of the cell received any of it: a true 'none' happens again on
+    another port, a foreign socket that was there for a moment most likely does not."""
+    d = observation.delivery
+    return d is not None and d["receiver"] == "none" and d["sent"] > 0
 
 
 def _first_bind_conflict(observation: probe.Observation, port: int, host: Host) -> str:

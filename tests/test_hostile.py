@@ -56,9 +56,9 @@ class Neighbour(PortAllocator):
     `address`, for the first `times` cells; it leaves just before any proof after the
     cell, which is exactly when a careless check would look."""
 
-    def __init__(self, address: str, times: int):
+    def __init__(self, address: str, times: int, share: bool = False):
         super().__init__(HOST, PORTS)
-        self.address, self.times = address, times
+        self.address, self.times, self.share = address, times, share
         self.sock: socket.socket | None = None
 
     def take(self, prove: bool = False, kinds: Iterable[tuple[str, str]] = ()) -> int:
@@ -66,6 +66,8 @@ class Neighbour(PortAllocator):
         if self.times > 0:
             self.times -= 1
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            if self.share:  # joins the cell's SO_REUSEPORT group (same user)
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             self.sock.bind((self.address, port))
         return port
 
@@ -84,9 +86,11 @@ class Neighbour(PortAllocator):
         super().prove(port, kinds, when)
 
 
-def run_cell(tmp_path: Path, neighbour: Neighbour, owner: str = "self") -> dict[str, Any]:
+def run_cell(
+    tmp_path: Path, neighbour: Neighbour, owner: str = "self", case: str = CASE
+) -> dict[str, Any]:
     path = tmp_path / "hostile.bind.yaml"
-    path.write_text(CASE.replace("OWNER", owner))
+    path.write_text(case.replace("OWNER", owner))
     suite: Suite = load_suite(path)
     (cell,) = suite.cells
     cell_: Cell = cell
@@ -130,6 +134,33 @@ def test_a_neighbour_during_the_child_start_up_is_caught_before_the_binds(
     assert stubborn["status"] == "error"
     assert "once the cell's child processes were ready" in stubborn["reason"]
     assert "an exclusive inet/dgram bind of port" in stubborn["reason"]
+
+
+SHARED = """\
+format: 1
+id: hostile
+title: hostile
+references: []
+oracles: {here: {kind: measured, source: this test, applies: {os: linux}}}
+cases:
+  - id: share
+    sockets:
+      a: {type: dgram, options: [SO_REUSEPORT], address: wildcard}
+      b: {type: dgram, options: [SO_REUSEPORT], address: wildcard}
+    steps: [bind a, bind b]
+    expect: {here: ok}
+"""
+
+
+@linux_only
+def test_a_sharer_that_takes_every_datagram_is_not_a_receiver_none(tmp_path: Path) -> None:
+    """A same-user SO_REUSEPORT socket on 127.0.0.1 matches the probe's datagrams better
+    than the cell's wildcards: it takes them all, then leaves before the proof after."""
+    record = run_cell(tmp_path, Neighbour("127.0.0.1", times=1, share=True), case=SHARED)
+    assert record["status"] == "pass", record["reason"]
+    assert record["observed"]["delivery"]["receiver"] in ("a", "b", "both")
+    (note,) = record["confounded_tries"]
+    assert "reached no socket of the cell" in note and "took it" in note
 
 
 # -- the short form of bench/bench_hostile.py ---------------------------------------------
