@@ -136,6 +136,9 @@ class Cell:
     variant_fields: tuple[
         tuple[str, str], ...
     ] = ()  # e.g. (("family", "inet"), ("type", "stream"))
+    # connections or datagrams the delivery probe sends when several sockets share the
+    # port: 16 show both sides of a two-way load balancer (1 - 2**-15)
+    delivery_probes: int = 16
 
     def socket(self, name: str) -> SocketSpec:
         for spec in self.sockets:

@@ -125,13 +125,14 @@ class Executor:
         finally:
             s.settimeout(None)
 
-    def _accept(self, name: str, req: dict[str, Any]) -> None:
+    def _accept(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
         s = self.socks[name]
         ready, _, _ = select.select([s], [], [], self._wait(req))
         if not ready:
             raise TimeoutError("accept timed out")
-        conn, _ = s.accept()
+        conn, peer = s.accept()
         self.socks[req["into"]] = conn
+        return {"peer": list(peer[:2])}  # the probe checks it is one of its own sockets
 
     def _send(self, name: str, req: dict[str, Any]) -> None:
         self.socks[name].send(b"bindconform")
@@ -150,9 +151,13 @@ class Executor:
         self.socks.pop(name).close()
 
     def _drain(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
-        """Count what arrived for this socket (connections or datagrams), without blocking long."""
+        """Count what arrived for this socket (connections or datagrams), without blocking long.
+
+        With "seen", also say who sent each and its first bytes (a connection's are read
+        for up to "wait"), so the delivery probe can tell its own traffic from anyone else's."""
         s = self.socks[name]
         count = 0
+        seen: list[list[Any]] = []
         wait = float(req.get("wait", 0.05))
         while True:
             ready, _, _ = select.select([s], [], [], wait)
@@ -160,14 +165,20 @@ class Executor:
                 break
             wait = 0.0
             if s.type == socket.SOCK_STREAM:
-                conn, _ = s.accept()
+                conn, peer = s.accept()
+                data = b""
+                if req.get("seen") and select.select([conn], [], [], req.get("read", 0.25))[0]:
+                    data = conn.recv(256)
                 # RST instead of FIN: no TIME_WAIT entry is left on the case's port
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
                 conn.close()
             else:
-                s.recv(65536)
+                data, peer = s.recvfrom(65536)
             count += 1
-        return {"count": count}
+            if req.get("seen"):
+                seen.append([peer[0], peer[1], data[:256].hex()])
+        return {"count": count, "seen": seen} if req.get("seen") else {"count": count}
 
     def _sockname(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
-        return {"address": self.socks[name].getsockname()[0]}
+        address = self.socks[name].getsockname()
+        return {"address": address[0], "port": address[1]}

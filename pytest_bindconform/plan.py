@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from . import locality
 from .host import Host, can_bind
 from .model import ROLES, Cell, Profile, SocketSpec
 from .owner import OwnerUnavailable, other_user_ids
@@ -91,6 +92,7 @@ def _missing_address(host: Host, family: str, what: str) -> str:
 
 
 def resolve_address(spec: SocketSpec, host: Host) -> str:
+    """The literal address of a socket on this host (or on a model's host)."""
     role = spec.address
     if role == "wildcard":
         return WILDCARD[spec.family]
@@ -107,21 +109,34 @@ def resolve_address(spec: SocketSpec, host: Host) -> str:
         if found is None:
             raise Unrunnable(_missing_address(host, "inet", "a"))
         return f"::ffff:{found}"
-    # a literal: wildcards always exist; a specific one must be on this host
-    if role in ("0.0.0.0", "::") or role.startswith("::ffff:"):
+    # a literal: wildcards always exist; a multicast group is bindable on every OS; the
+    # IPv4 address inside a v4-mapped one, or any other address, must be on this host
+    if role in ("0.0.0.0", "::", "::ffff:0.0.0.0") or locality.is_multicast(role):
         return role
-    if role not in host.addresses.get(spec.family, ()) and not address_exists(spec.family, role):
-        prefix = 32 if spec.family == "inet" else 128
-        how = {
-            "linux": f"sudo ip addr add {role}/{prefix} dev lo",
-            "darwin": f"sudo ifconfig lo0 alias {role}",
-            "freebsd": f"sudo ifconfig lo0 alias {role}",
-        }.get(host.os, "an alias on the loopback interface")
+    ip = locality.parse(role)
+    inner_family, inner = spec.family, role
+    if ip is not None and locality.unmapped(ip) != ip:
+        inner_family, inner = "inet", str(locality.unmapped(ip))
+    if inner not in host.addresses.get(inner_family, ()) and not address_exists(
+        inner_family, inner
+    ):
         raise Unrunnable(
-            f"needs the address {role}, which is not configured on this host; add it to "
-            f"loopback: {how}"
+            f"needs the address {inner}, which is not configured on this host; "
+            + locality.advice(inner, inner_family, host.os)
         )
     return role
+
+
+def local_address(spec: SocketSpec, host: Host) -> str:
+    """resolve_address(), proved to be this host's before any socket call can send to it."""
+    address = resolve_address(spec, host)
+    why = locality.not_local(address)
+    if why:
+        raise Unrunnable(
+            f"the address {address} cannot be used: {why}, so traffic to it could leave "
+            f"this host; {locality.advice(address, spec.family, host.os)}"
+        )
+    return address
 
 
 # an address either exists for the whole run or it does not: probe each once
@@ -164,10 +179,15 @@ def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]
                 type=spec.type,
                 v6only=spec.v6only,
                 options=options,
-                address=resolve_address(spec, host),
+                address=local_address(spec, host),
                 roles=spec.options,
                 address_role=spec.address,
                 owner=spec.owner,
             )
         )
+    names = {spec.name for spec in cell.sockets}
+    for step in cell.steps:  # a connect to an address role: proved local before any send
+        if step.call == "connect" and step.argument and step.argument not in names:
+            family = cell.socket(step.socket).family if step.socket in names else "inet"
+            local_address(SocketSpec(step.socket, family, "stream", None, (), step.argument), host)
     return planned

@@ -2,11 +2,16 @@
 
 Each worker owns a disjoint slice of a range kept outside the OS's ephemeral
 ports, so neither a sibling worker nor an outgoing connection elsewhere gets
-one. Another process can only *add* conflicts (or receive traffic), so a cell
-that saw none needs no proof; one that did is trusted only if exclusive binds
-on every wildcard prove the port free once its own sockets are closed, and is
-otherwise run again on the next port. Cells that make TCP connections leave
-TIME_WAIT entries of their own, so their port is proven free beforehand.
+one. Another process can still hold, take, share or send to a port; so a cell
+runs only on a port proven free (exclusive binds, see held()) once its socket
+owners are ready, just before its first bind. Its first bind then can only
+conflict with someone else's socket: that is interference, and the cell runs
+again on the next port. A later conflict, a delivery or a connection is
+trusted only if the port is proven free again once the cell's sockets are
+closed, so a foreign socket would have had to come and go within the cell's
+own few hundred microseconds. (Cells that make TCP connections leave TIME_WAIT
+entries of their own, so for them the proof after is left out; the peer of
+every accepted connection is checked instead.)
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Iterable
 
 from . import platforms
 from .host import Host
-from .ops import FAMILIES, TYPES
+from .ops import FAMILIES, TYPES, normalise
 from .plan import WILDCARD
 
 DEFAULT_RANGE = (20000, 29999)
@@ -66,8 +71,14 @@ def worker_slice(lo: int, hi: int, index: int, count: int) -> range:
 ALL_KINDS = (("inet", "stream"), ("inet", "dgram"), ("inet6", "stream"), ("inet6", "dgram"))
 
 
-def is_free(port: int, host: Host, kinds: Iterable[tuple[str, str]] = ALL_KINDS) -> bool:
-    """An exclusive wildcard bind per (family, type) succeeds only on an unused port."""
+def held(port: int, host: Host, kinds: Iterable[tuple[str, str]] = ALL_KINDS) -> str:
+    """'' when an exclusive wildcard bind per (family, type) succeeds, which it does only on
+    a port no socket of that kind uses (TIME_WAIT entries included); else what failed.
+
+    On Linux and the BSDs a bind without options conflicts with every socket of its kind
+    on the port; an IPv6-only wildcard meets every IPv6 address. Windows lets a plain
+    wildcard bind succeed next to a specific one, so there SO_EXCLUSIVEADDRUSE is set:
+    it refuses to share with anything."""
     opened: list[socket.socket] = []
     try:
         for family, kind in kinds:
@@ -78,16 +89,21 @@ def is_free(port: int, host: Host, kinds: Iterable[tuple[str, str]] = ALL_KINDS)
             if family == "inet6":
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if sys.platform == "win32":
-                # Without it a Windows wildcard bind succeeds next to a specific one.
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
-            s.bind((WILDCARD[family], port))
-        return True
-    except OSError:
-        return False
+            try:
+                s.bind((WILDCARD[family], port))
+            except OSError as exc:
+                name = normalise(exc)[2]
+                return f"an exclusive {family}/{kind} bind of port {port} failed with {name}"
+        return ""
     finally:
         for s in opened:
             with contextlib.suppress(OSError):
                 s.close()
+
+
+def is_free(port: int, host: Host, kinds: Iterable[tuple[str, str]] = ALL_KINDS) -> bool:
+    return not held(port, host, kinds)
 
 
 class PortAllocator:
@@ -95,14 +111,18 @@ class PortAllocator:
         self.host = host
         self.ports = ports
         self._next = 0
+        self.skipped = 0  # ports passed over because something held them
 
-    def take(self, prove: bool = False) -> int:
+    def take(self, prove: bool = False, kinds: Iterable[tuple[str, str]] = ALL_KINDS) -> int:
         """The next port of this worker's slice (proven free right now if asked)."""
         for _ in range(len(self.ports)):
             port = self.ports[self._next % len(self.ports)]
             self._next += 1
-            if not self.host.excluded(port) and (not prove or is_free(port, self.host)):
+            if self.host.excluded(port):
+                continue
+            if not prove or is_free(port, self.host, kinds):
                 return port
+            self.skipped += 1
         raise Interference(
             f"no free port in {self.ports.start}-{self.ports.stop - 1}: every port of this "
             "worker's slice is held by another process, so no verdict is given; choose "
@@ -112,6 +132,12 @@ class PortAllocator:
     def free(self, port: int, kinds: Iterable[tuple[str, str]] = ALL_KINDS) -> bool:
         """Only the kinds of socket a cell used can have confounded it: check just those."""
         return is_free(port, self.host, kinds)
+
+    def prove(self, port: int, kinds: Iterable[tuple[str, str]], when: str) -> None:
+        """Interference, naming what was seen, unless the port is free right now."""
+        seen = held(port, self.host, kinds)
+        if seen:
+            raise Interference(f"{when}, {seen}: another process held it")
 
     def acquire(self) -> int:
         """A port proven free right now (exploration, connection cells)."""

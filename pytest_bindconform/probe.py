@@ -8,23 +8,21 @@ up sharing the port, real traffic is sent to find out who receives it.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from . import delivery, locality
 from .host import Host
 from .model import Cell, Profile, SocketSpec, Step
-from .ops import OTHER, RST_LINGER, Executor, error_name, normalise, record
+from .ops import OTHER, Executor, error_name, normalise, record
 from .owner import Child
 from .plan import PlannedSocket, Unrunnable, plan, resolve_address, resolve_options
+from .ports import Interference
 
 NOT_RUN = "not-run"
-DELIVERY_PROBES = 16  # enough that a two-way load balancer shows both sides (1 - 2**-15)
 WILDCARDS = ("0.0.0.0", "::", "::ffff:0.0.0.0")
-DELIVERY_WAIT = 0.25  # loopback delivers synchronously; this only bounds a slow host
 
 
 @dataclass
@@ -82,6 +80,7 @@ class _Run:
         self.failed: dict[str, dict[str, Any]] = {}  # socket -> the call that made it unusable
         self.steps: list[dict[str, Any]] = []
         self.connections = False
+        self.peers: set[tuple[str, int]] = set()  # local endpoints of the cell's connects
 
     def holder(self, owner: str) -> Executor | Child:
         if owner == "self":
@@ -144,6 +143,10 @@ class _Run:
         elif call == "connect":
             self.connections = True
             address = self.target(step)
+            why = locality.not_local(address)
+            if why:  # plan() proved every target local; never send if that ever slips
+                self.steps.append(record(name, f"connect {address}", NOT_RUN, 0, why))
+                return self.steps[-1]
             req = {
                 "op": "connect",
                 "address": address,
@@ -168,11 +171,29 @@ class _Run:
                 self.states[name] = "bound" if call == "bind" else "listening"
             elif call == "accept":
                 self.where[f"{name}.conn"] = self.where[name]
+                self._own_peer(answer.get("peer"))
+            elif call == "connect":
+                here = self.where[name].do({"socket": name, "op": "sockname"})
+                self.peers.add(delivery.endpoint(here["address"], here["port"]))
             elif call == "close":
                 del self.where[name]
                 if name in self.states:
                     self.states[name] = "closed"
         return answer
+
+    def _own_peer(self, peer: list[Any] | None) -> None:
+        """An accepted connection must come from one of the cell's own connects."""
+        if peer and delivery.endpoint(peer[0], peer[1]) not in self.peers:
+            raise Interference(
+                f"the listener accepted a connection from {peer[0]} port {peer[1]}, which is "
+                "none of this cell's sockets: another process connected to the cell's port"
+            )
+
+    def start_owners(self) -> None:
+        """Start every child process first: forking takes milliseconds that must not fall
+        between the proof that the port is free and the binds it vouches for."""
+        for p in self.planned.values():
+            self.holder(p.owner)
 
     def deliver(self) -> dict[str, Any] | None:
         """Who receives traffic sent to the shared address, when several sockets could."""
@@ -185,55 +206,17 @@ class _Run:
         if len(sharing) < 2:
             return None
         address = delivery_target([self.planned[n] for n in sharing], self.host)
-        family = "inet6" if ":" in address else "inet"
         if kind == "stream":
             self.connections = True
-        sent = 0
-        clients = [f"probe{i}" for i in range(DELIVERY_PROBES)]
-        try:
-            for client in clients:
-                self.local.do({"socket": client, "op": "socket", "family": family, "type": kind})
-                answer = self.local.do(
-                    {"socket": client, "op": "connect", "address": address, "port": self.port}
-                )
-                if answer["outcome"] == "ok" and kind == "dgram":
-                    answer = self.local.do({"socket": client, "op": "send"})
-                sent += answer["outcome"] == "ok"
-            received = self._collect(sharing, sent)
-        finally:
-            for client in clients:
-                _abort(self.local, client)
-        got = [n for n, count in received.items() if count]
-        receiver = {0: "none", 1: got[0] if got else "", 2: "both"}.get(len(got), "shared")
-        return {"target": address, "sent": sent, "received": received, "receiver": receiver}
-
-    def _collect(self, sharing: list[str], expected: int) -> dict[str, int]:
-        """Poll every receiver until all that was sent arrived (or a short deadline passed)."""
-        received = dict.fromkeys(sharing, 0)
-        deadline = time.monotonic() + DELIVERY_WAIT
-        while True:
-            for n in sharing:
-                received[n] += int(
-                    self.where[n].do({"socket": n, "op": "drain", "wait": 0}).get("count", 0)
-                )
-            if sum(received.values()) >= expected or time.monotonic() > deadline:
-                return received
-            time.sleep(0.001)
+        receivers = {n: self.where[n] for n in sharing}
+        return delivery.Probe(
+            kind, address, self.port, receivers, self.cell.delivery_probes, self.peers
+        ).run()
 
     def close(self) -> None:
         self.local.close_all()
         for child in self.children.values():
             child.close()
-
-
-def _abort(executor: Executor, name: str) -> None:
-    """Close a probe client with an RST, so it leaves no TIME_WAIT entry behind."""
-    sock = executor.socks.pop(name, None)
-    if sock is None:
-        return
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
-    sock.close()
 
 
 def run(
@@ -243,8 +226,13 @@ def run(
     host: Host,
     profile: Profile | None = None,
     deliver: bool = True,
+    before: Callable[[], None] | None = None,
 ) -> Observation:
     """Execute the cell's steps on a port; the outcome is that of the step under test.
+
+    `before` runs once every socket owner is ready, just before the first step (the
+    runner proves the port free there); Interference from it or from the delivery
+    probe (traffic from outside the cell) propagates, with every socket closed.
 
     A step on a socket that an earlier call made unusable is recorded as not-run;
     if that is the step under test, the outcome is the earlier call's.
@@ -254,6 +242,9 @@ def run(
     outcome = NOT_RUN
     state_at_test: dict[str, str] = {}
     try:
+        live.start_owners()
+        if before is not None:
+            before()
         for index, step in enumerate(cell.steps):
             if index == cell.under_test:
                 state_at_test = dict(live.states)

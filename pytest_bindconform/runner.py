@@ -90,7 +90,7 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         record["scenario"]["sockets"] = [unplanned(s) for s in cell.sockets]
         return record
     try:
-        port, observation = _observe(cell, planned, profile, ctx)
+        port, observation, confounded = _observe(cell, planned, profile, ctx)
     except Interference as exc:
         record.update(
             status="error", reason=f"interference: {exc}", duration=time.perf_counter() - start
@@ -101,12 +101,14 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         p.to_dict(observation.states.get(p.name, "unbound")) for p in planned
     ]
     record["scenario"]["port"] = port
+    if confounded:  # tries another process spoiled before this one ran clean
+        record["confounded_tries"] = confounded
     record["observed"] = {
         "outcome": observation.outcome,
         "steps": observation.steps,
         "delivery": observation.delivery,
     }
-    finding = environment_finding(observation.outcome, port, ctx.host)
+    finding = environment_finding(observation.outcome, port, ctx.host) or probe_failure(observation)
     if finding:
         record.update(status="error", reason=finding, duration=time.perf_counter() - start)
         return record
@@ -162,7 +164,7 @@ def _rejudge_delivery(
     """Load balancing is hashing: a lopsided sample is possible. Run the cell once more on a
     fresh port; keep both deliveries; pass only if the second run agrees, saying so."""
     try:
-        _, again = _observe(cell, planned, profile, ctx)
+        _, again, _ = _observe(cell, planned, profile, ctx)
     except Interference:
         return first
     record["observed"]["delivery_reruns"] = [again.delivery]
@@ -186,24 +188,75 @@ ATTEMPTS = 3
 
 def _observe(
     cell: Cell, planned: list[probe.PlannedSocket], profile: Profile | None, ctx: Context
-) -> tuple[int, probe.Observation]:
-    """Run the cell on a port no other process confounded (see ports.py)."""
+) -> tuple[int, probe.Observation, list[str]]:
+    """Run the cell on a port no other process confounded (see ports.py); also say what
+    spoiled the tries before."""
+    kinds = _kinds(planned)
     connects = any(step.call == "connect" for step in cell.steps)
-    held: list[int] = []
-    for _ in range(ATTEMPTS):
-        # a retry takes a port proven free: our own TIME_WAIT entries can cover a run of ports
-        port = ctx.ports.take(prove=connects or bool(held))
-        observation = probe.run(cell, planned, port, ctx.host, profile)
-        suspect = observation.delivery is not None or any(
-            step["outcome"] in CONFLICTS for step in observation.steps
-        )
-        if connects or not suspect or ctx.ports.free(port, _kinds(planned)):
-            return port, observation
-        held.append(port)
+    children = any(p.owner != "self" for p in planned)
+    seen: list[str] = []
+    tried: list[str] = []
+    unreached: int | None = None  # a port where the delivery reached nobody, to be confirmed
+    for _ in range(ATTEMPTS + 1):
+        port = ctx.ports.take(prove=True, kinds=kinds)
+        tried.append(str(port))
+
+        def before(port: int = port) -> None:
+            ctx.ports.prove(port, kinds, "once the cell's child processes were ready")
+
+        try:
+            observation = probe.run(
+                cell, planned, port, ctx.host, profile, before=before if children else None
+            )
+            why = _first_bind_conflict(observation, port, ctx.host)
+            if why:
+                raise Interference(why)
+            suspect = (
+                connects
+                or observation.delivery is not None
+                or any(step["outcome"] in CONFLICTS for step in observation.steps)
+            )
+            if suspect and not connects:
+                ctx.ports.prove(port, kinds, "after the cell closed its sockets")
+        except Interference as exc:
+            seen.append(f"port {port}: {exc}")
+            continue
+        if unreached is None and _unreached(observation):
+            unreached = port  # 'none' is also what a foreign socket that took it all shows
+            continue
+        if unreached is not None and not _unreached(observation):
+            seen.append(
+                f"port {unreached}: the delivery probe's traffic reached no socket of the cell, "
+                f"but on port {port} it did: another process sharing the port took it"
+            )
+        return port, observation, seen
+    if unreached is not None:
+        seen.append(f"port {unreached}: the delivery reached no socket of the cell, unconfirmed")
     raise Interference(
-        f"ports {', '.join(map(str, held))} were held by another process while this cell ran "
-        "there, so its outcome may be that process's doing; no verdict is given. Free them, or "
-        "choose a quieter range with --bindconform-ports"
+        f"another process confounded every try: ports {', '.join(tried)} were held by another "
+        "process while this cell ran there, or its traffic reached the cell, so the outcome "
+        f"may be that process's doing; no verdict is given ({'; '.join(seen)})."
+        " Stop it, or choose a quieter range with --bindconform-ports"
+    )
+
+
+def _unreached(observation: probe.Observation) -> bool:
+    """Sent, and no socket of the cell received any of it: a true 'none' happens again on
+    another port, a foreign socket that was there for a moment most likely does not."""
+    d = observation.delivery
+    return d is not None and d["receiver"] == "none" and d["sent"] > 0
+
+
+def _first_bind_conflict(observation: probe.Observation, port: int, host: Host) -> str:
+    """On a port proven free, the cell's first bind can only meet someone else's socket."""
+    first = next((s for s in observation.steps if s["call"] == "bind"), None)
+    if first is None or first["outcome"] not in ("INUSE", "ACCESS"):
+        return ""
+    if first["outcome"] == "ACCESS" and (host.privileged(port) or host.excluded(port)):
+        return ""  # the environment, reported as such by environment_finding()
+    return (
+        f"the cell's first bind ({first['socket']}) failed with {first['error']} on a port "
+        "proven free just before: another process took the port meanwhile"
     )
 
 
@@ -250,6 +303,17 @@ def model_prediction(
         "verdict": agrees,
         "provenance": f"model:{host.os}",  # pytest_bindconform/models/<os>.py, not a document
     }
+
+
+def probe_failure(observation: probe.Observation) -> str:
+    """A delivery probe that could not send all it planned names no receiver: an error."""
+    delivery = observation.delivery
+    if delivery is None or not delivery.get("failure"):
+        return ""
+    return (
+        f"probe failure: the delivery probe sent {delivery['sent']} of {delivery['planned']} "
+        f"planned, so who receives is not known: {delivery['failure']}"
+    )
 
 
 def environment_finding(outcome: str, port: int, host: Host) -> str:

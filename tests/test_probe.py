@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import gc
 import itertools
 import os
 import socket
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -251,3 +253,384 @@ def test_sockets_are_closed_when_a_call_raises(tmp_path: Path) -> None:
         assert open_fds() == before
     else:
         pytest.fail("bind() to port 70000 did not raise")
+
+
+# -- no packet ever leaves the host (issue 12, item 3) -----------------------------------
+
+from pytest_bindconform import delivery, locality  # noqa: E402
+from pytest_bindconform.ops import Executor  # noqa: E402
+from pytest_bindconform.ports import Interference  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("address", "local"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.9", True),  # all of 127/8 is routed to loopback
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("0.0.0.0", True),
+        ("::ffff:0.0.0.0", True),
+        ("224.0.0.251", True),  # a group: bindable; the probe keeps its traffic on loopback
+        ("8.8.8.8", False),
+        ("::ffff:8.8.8.8", False),
+        ("2001:4860:4860::8888", False),
+        ("255.255.255.255", False),
+        ("192.0.2.77", False),
+    ],
+)
+def test_only_loopback_and_own_addresses_are_local(address: str, local: bool) -> None:
+    assert (locality.not_local(address) == "") is local
+
+
+def test_every_interface_address_of_this_host_is_local() -> None:
+    found = locality.interface_addresses()
+    assert locality.parse("127.0.0.1") in found
+    for ip in found:
+        assert locality.not_local(str(ip)) == ""
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "::ffff:8.8.8.8", "10.1.2.3", "fd00::1"])
+def test_skip_advice_never_suggests_taking_over_an_address(address: str) -> None:
+    text = locality.advice(address, "inet", "linux")
+    assert "ip addr add" not in text and "alias" not in text
+    assert "127.0.0.2" in text  # what to write instead
+
+
+def test_skip_advice_for_a_documentation_address_says_how_to_add_it() -> None:
+    assert locality.advice("2001:db8::7", "inet6", "linux") == (
+        "add it to loopback: sudo ip addr add 2001:db8::7/128 dev lo"
+    )
+
+
+def test_bsd_and_linux_sockaddr_layouts() -> None:
+    """getifaddrs() gives struct sockaddr; BSD puts sa_len before a 1-byte sa_family."""
+    v4 = socket.inet_aton("10.1.2.3")
+    v6 = socket.inet_pton(socket.AF_INET6, "2001:db8::5")
+    linux4 = struct.pack("=HH4s8x", socket.AF_INET, 0, v4) + bytes(12)
+    bsd4 = struct.pack("BBH4s8x", 16, socket.AF_INET, 0, v4) + bytes(12)
+    linux6 = struct.pack("=HHI16sI", socket.AF_INET6, 0, 0, v6, 0)
+    bsd6 = struct.pack("BBHI16sI", 28, socket.AF_INET6, 0, 0, v6, 0)
+    assert locality.sockaddr_text(linux4, bsd_layout=False) == "10.1.2.3"
+    assert locality.sockaddr_text(bsd4, bsd_layout=True) == "10.1.2.3"
+    assert locality.sockaddr_text(linux6, bsd_layout=False) == "2001:db8::5"
+    assert locality.sockaddr_text(bsd6, bsd_layout=True) == "2001:db8::5"
+
+
+def test_windows_unicast_table_layout() -> None:
+    """MIB_UNICASTIPADDRESS_ROW (netioapi.h): SOCKADDR_INET (28 bytes), then NET_LUID at
+    offset 32; 80 bytes in all (learn.microsoft.com/windows/win32/api/netioapi/
+    ns-netioapi-mib_unicastipaddress_row). Rows are read from raw memory on Windows."""
+    row = locality._UnicastRow
+    assert ctypes.sizeof(row) == 80
+    assert row.InterfaceLuid.offset == 32
+    assert locality._UnicastTable.Table.offset == 8
+    rows = (row * 2)()
+    raw4 = struct.pack("<HH4s8x", locality.WIN_AF_INET, 0, socket.inet_aton("10.0.0.7"))
+    raw6 = struct.pack(
+        "<HHI16sI", locality.WIN_AF_INET6, 0, 0, socket.inet_pton(socket.AF_INET6, "fe80::1"), 3
+    )
+    ctypes.memmove(ctypes.addressof(rows[0]), raw4, len(raw4))
+    ctypes.memmove(ctypes.addressof(rows[1]), raw6, len(raw6))
+    assert locality.unicast_rows_text(list(rows)) == ["10.0.0.7", "fe80::1"]
+
+
+LEAK_CASE = """\
+format: 1
+id: leak
+title: addresses off the host
+references: []
+oracles: {here: {kind: measured, source: this test, applies: {os: linux}}}
+cases:
+"""
+for name, family, address in [
+    ("group", "inet", "224.0.0.251"),
+    ("mapped-public", "inet6", "::ffff:8.8.8.8"),
+    ("public", "inet", "8.8.8.8"),
+    ("broadcast", "inet", "255.255.255.255"),
+    ("own-interface", "inet", "10.9.0.1"),
+]:
+    LEAK_CASE += f"""\
+  - id: {name}
+    sockets:
+      a: {{family: {family}, type: dgram, options: [SO_REUSEADDR], address: "{address}"}}
+      b: {{family: {family}, type: dgram, options: [SO_REUSEADDR], address: "{address}"}}
+    steps: [bind a, bind b]
+    expect: {{here: ok}}
+"""
+LEAK_CASE += """\
+  - id: connect-public
+    sockets:
+      a: {family: inet6, v6only: false, address: "::ffff:8.8.8.8"}
+      c: {family: inet6}
+    steps: [bind a, listen a, connect c a]
+    expect: {here: ok}
+"""
+
+# Counts every TCP/UDP frame that goes out of v0, the namespace's default route, while
+# the cells run (IPv6's own router solicitations and MLD reports are not ours).
+LEAK_DRIVER = """
+import json, socket, struct, sys
+from pytest_bindconform import cases, probe
+from pytest_bindconform.host import fingerprint
+tap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+tap.bind(("v0", 0))
+tap.setblocking(False)
+host = fingerprint()
+out = {}
+for port, cell in enumerate(cases.load_suite(sys.argv[1]).cells, start=25000):
+    try:
+        planned = probe.plan(cell, None, host)
+    except probe.Unrunnable as exc:
+        out[cell.name] = "skip: " + str(exc)
+        continue
+    seen = probe.run(cell, planned, port, host)
+    out[cell.name] = seen.delivery and seen.delivery["sent"]
+left = []
+while True:
+    try:
+        frame, where = tap.recvfrom(65535)
+    except BlockingIOError:
+        break
+    kind = struct.unpack("!H", frame[12:14])[0]
+    proto = frame[23] if kind == 0x800 else frame[20] if kind == 0x86DD else None
+    if where[2] == socket.PACKET_OUTGOING and proto in (6, 17):
+        left.append(frame[:60].hex())
+print(json.dumps({"cells": out, "left": left}))
+"""
+
+NETNS_WITH_ROUTE = """set -e
+ip link set lo up
+ip link add v0 type veth peer name v1
+ip link set v1 up
+ip link set v0 up
+ip addr add 10.9.0.1/24 dev v0
+ip -6 addr add 2001:db8:9::1/64 dev v0 nodad
+ip route add default via 10.9.0.2 dev v0
+ip -6 route add default via 2001:db8:9::2 dev v0
+sysctl -qw net.ipv4.ip_nonlocal_bind=1 net.ipv6.ip_nonlocal_bind=1
+exec "$@"
+"""
+
+
+def in_netns(script: str, *argv: str, timeout: float = 120) -> str:
+    """Run argv in a fresh network namespace prepared by script (root, unshare, ip)."""
+    import shutil
+    import subprocess
+
+    if OS != "linux" or os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+        pytest.skip("needs root, unshare(1) and ip(8) on Linux for a private namespace")
+    done = subprocess.run(
+        ["unshare", "-n", "sh", "-c", script, "netns", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0 and "Operation not permitted" in done.stderr:
+        pytest.skip(f"namespaces are not permitted here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_no_packet_leaves_the_host_whatever_the_case_names(tmp_path: Path) -> None:
+    """A namespace with a default route, where even non-local binds succeed: every cell
+    runs or skips, and not one TCP/UDP frame goes out of its interface."""
+    import json
+    import sys
+
+    path = tmp_path / "leak.bind.yaml"
+    path.write_text(LEAK_CASE)
+    driver = tmp_path / "driver.py"
+    driver.write_text(LEAK_DRIVER)
+    result = json.loads(in_netns(NETNS_WITH_ROUTE, sys.executable, str(driver), str(path)))
+    cells = result["cells"]
+    assert result["left"] == []
+    assert cells["group"] == 16  # the group's traffic was sent, on loopback
+    assert cells["own-interface"] == 16  # an address of this host's own interface
+    for name in ("mapped-public", "public", "broadcast", "connect-public"):
+        assert cells[name].startswith("skip: "), (name, cells[name])
+        assert "could leave this host" in cells[name]
+        assert "ip addr add" not in cells[name]
+
+
+def test_multicast_probe_clients_stay_on_loopback() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        delivery.pin_multicast(s, "inet")
+        assert s.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL) == 0
+        assert s.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP) == 1
+        where = s.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, 4)
+        assert socket.inet_ntoa(where) == "127.0.0.1"
+    if HOST.ipv6:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            delivery.pin_multicast(s, "inet6")
+            assert s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS) == 0
+            assert s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF) == (
+                delivery.loopback_index()
+            )
+
+
+# -- delivery probes tell their own traffic from anyone else's (issue 12, item 2) --------
+
+
+def _udp_pair(port: int) -> Executor:
+    here = Executor()
+    for name in ("a", "b"):
+        here.do({"socket": name, "op": "socket", "family": "inet", "type": "dgram"})
+        here.do({"socket": name, "op": "setsockopt", "option": "SO_REUSEADDR"})
+        assert (
+            here.do({"socket": name, "op": "bind", "address": "127.0.0.1", "port": port})["outcome"]
+            == "ok"
+        )
+    return here
+
+
+def _probe(here: Executor, port: int, kind: str = "dgram") -> delivery.Probe:
+    return delivery.Probe(kind, "127.0.0.1", port, {"a": here, "b": here}, 16, set())
+
+
+@linux_only
+def test_delivery_counts_its_own_datagrams() -> None:
+    port = next(p for p in PORTS if is_free(p, HOST))
+    here = _udp_pair(port)
+    try:
+        seen = _probe(here, port).run()
+    finally:
+        here.close_all()
+    assert seen["sent"] == seen["planned"] == 16
+    assert seen["received"] == {"a": 0, "b": 16}  # Linux: unicast to the last bound
+    assert seen["receiver"] == "b"
+
+
+@linux_only
+@pytest.mark.parametrize("payload", [b"hello", b"bindconform 0123456789abcdef 0\n"])
+def test_a_foreign_datagram_is_interference_not_a_receiver(payload: bytes) -> None:
+    """A sender that holds no port: its datagram sits in a's queue (SO_REUSEADDR: Linux
+    delivers unicast to the last bound, so it was sent before b existed)."""
+    port = next(p for p in PORTS if is_free(p, HOST))
+    here = Executor()
+    here.do({"socket": "a", "op": "socket", "family": "inet", "type": "dgram"})
+    here.do({"socket": "a", "op": "setsockopt", "option": "SO_REUSEADDR"})
+    here.do({"socket": "a", "op": "bind", "address": "127.0.0.1", "port": port})
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.sendto(payload, ("127.0.0.1", port))
+        sender_port = sender.getsockname()[1]
+        here.do({"socket": "b", "op": "socket", "family": "inet", "type": "dgram"})
+        here.do({"socket": "b", "op": "setsockopt", "option": "SO_REUSEADDR"})
+        here.do({"socket": "b", "op": "bind", "address": "127.0.0.1", "port": port})
+        try:
+            with pytest.raises(Interference) as info:
+                _probe(here, port).run()
+        finally:
+            here.close_all()
+    assert f"a received a datagram from 127.0.0.1 port {sender_port}" in str(info.value)
+
+
+def test_a_foreign_connection_is_interference_not_a_receiver() -> None:
+    port = next(p for p in PORTS if is_free(p, HOST))
+    here = Executor()
+    for name in ("a", "b"):
+        here.do({"socket": name, "op": "socket", "family": "inet", "type": "stream"})
+    here.do({"socket": "a", "op": "bind", "address": "127.0.0.1", "port": port})
+    here.do({"socket": "a", "op": "listen"})
+    stranger = socket.create_connection(("127.0.0.1", port))
+    stranger_port = stranger.getsockname()[1]
+    try:
+        with pytest.raises(Interference) as info:
+            delivery.Probe("stream", "127.0.0.1", port, {"a": here}, 4, set()).run()
+    finally:
+        stranger.close()
+        here.close_all()
+    assert f"from 127.0.0.1 port {stranger_port}" in str(info.value)
+    assert "no probe client sent" in str(info.value)
+
+
+def test_a_probe_that_cannot_send_names_no_receiver() -> None:
+    port = next(p for p in PORTS if is_free(p, HOST))
+    here = Executor()
+    here.do({"socket": "a", "op": "socket", "family": "inet", "type": "stream"})
+    here.do({"socket": "a", "op": "bind", "address": "127.0.0.1", "port": port})  # no listen
+    try:
+        seen = delivery.Probe("stream", "127.0.0.1", port, {"a": here}, 16, set()).run()
+    finally:
+        here.close_all()
+    assert seen["receiver"] is None
+    assert seen["sent"] == 0 and seen["planned"] == 16
+    assert "REFUSED" in seen["failure"] or "ECONNREFUSED" in seen["failure"]
+
+
+def test_delivery_probes_follow_the_cell(tmp_path: Path) -> None:
+    sock = "{type: dgram, options: [SO_REUSEADDR], address: specific}"
+    cell = cell_of(tmp_path, f"{{a: {sock}, b: {sock}}}", "bind a, bind b")
+    if OS != "linux":
+        pytest.skip("Linux: two SO_REUSEADDR UDP sockets share a port")
+    from dataclasses import replace
+
+    seen = observe(replace(cell, delivery_probes=5))
+    assert seen.delivery is not None
+    assert (seen.delivery["planned"], seen.delivery["sent"]) == (5, 5)
+    assert sum(seen.delivery["received"].values()) == 5
+
+
+# -- v4-mapped targets where IPV6_V6ONLY defaults to 1 (issue 9, defect 2) ---------------
+
+BINDV6ONLY = """set -e
+ip link set lo up
+sysctl -qw net.ipv6.bindv6only=1
+exec "$@"
+"""
+MAPPED_CASE = """\
+format: 1
+id: mapped
+title: v4-mapped deliveries
+references: []
+oracles: {here: {kind: measured, source: this test, applies: {os: linux}}}
+cases:
+  - id: mapped
+    sockets:
+      a: {type: dgram, options: [SO_REUSEADDR, SO_REUSEPORT], address: wildcard}
+      b: {family: inet6, v6only: false, type: dgram, options: [SO_REUSEADDR, SO_REUSEPORT],
+          address: v4mapped-specific}
+    steps: [bind a, bind b]
+    expect: {here: ok}
+"""
+
+
+@pytest.mark.parametrize("workers", [["-p", "no:xdist"], ["-n", "2"]])
+def test_v4_mapped_deliveries_send_where_v6only_defaults_to_1(
+    tmp_path: Path, workers: list[str]
+) -> None:
+    """Windows and FreeBSD default IPV6_V6ONLY to 1, like Linux with bindv6only=1: a
+    delivery probe to a v4-mapped target must still send all it planned, and a probe
+    that sent less must never name a receiver."""
+    import json
+    import sys
+
+    report = tmp_path / "report.json"
+    case = tmp_path / "mapped.bind.yaml"
+    case.write_text(MAPPED_CASE)
+    in_netns(
+        BINDV6ONLY,
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *workers,
+        str(case),
+        f"--bindconform-json={report}",
+        "--rootdir",
+        str(tmp_path),
+    )
+    deliveries = [
+        d
+        for r in json.loads(report.read_text())["results"]
+        if r["observed"]
+        for d in [r["observed"]["delivery"], *r["observed"].get("delivery_reruns", [])]
+        if d is not None
+    ]
+    mapped = [d for d in deliveries if d["target"].startswith("::ffff:")]
+    assert len(mapped) == 1
+    for d in deliveries:
+        assert d["receiver"] is None or d["sent"] == d["planned"], d
+    assert all(d["sent"] == d["planned"] == 16 for d in mapped)

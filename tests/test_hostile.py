@@ -1,0 +1,188 @@
+"""A hostile neighbour must never turn into a verdict (issue 12, items 1-2).
+
+First the exact races, staged deterministically through the port allocator (the
+neighbour's socket lives in this process, but it is none of the cell's: to the
+kernel it is someone else's). Then the short form of bench/bench_hostile.py: real
+neighbour processes that hold, race for, share and blast the run's ports, inside a
+private network namespace; every cell must give the clean run's verdict or an
+interference error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_bindconform.cases import load_suite
+from pytest_bindconform.host import fingerprint, os_family
+from pytest_bindconform.model import Cell, Suite
+from pytest_bindconform.ports import PortAllocator, worker_slice
+from pytest_bindconform.runner import Context, execute
+
+HOST = fingerprint()
+OS = os_family()
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+PORTS = worker_slice(32500, 32899, _WORKER, 4)
+ROOT = Path(__file__).resolve().parent.parent
+linux_only = pytest.mark.skipif(OS != "linux", reason="Linux's SO_REUSEADDR sharing rules")
+
+CASE = """\
+format: 1
+id: hostile
+title: hostile
+references: []
+oracles: {here: {kind: measured, source: this test, applies: {os: linux}}}
+cases:
+  - id: share
+    sockets:
+      a: {type: dgram, options: [SO_REUSEADDR], address: "127.0.0.1"}
+      b: {type: dgram, options: [SO_REUSEADDR], address: wildcard, owner: OWNER}
+    steps: [bind a, bind b]
+    expect: {here: ok}
+"""
+
+
+class Neighbour(PortAllocator):
+    """Puts a foreign socket on the port the allocator hands out (after its proof), at
+    `address`, for the first `times` cells; it leaves just before any proof after the
+    cell, which is exactly when a careless check would look."""
+
+    def __init__(self, address: str, times: int, share: bool = False):
+        super().__init__(HOST, PORTS)
+        self.address, self.times, self.share = address, times, share
+        self.sock: socket.socket | None = None
+
+    def take(self, prove: bool = False, kinds: Iterable[tuple[str, str]] = ()) -> int:
+        port = super().take(prove, kinds) if kinds else super().take(prove)
+        if self.times > 0:
+            self.times -= 1
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            if self.share:  # joins the cell's SO_REUSEPORT group (same user)
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self.sock.bind((self.address, port))
+        return port
+
+    def leave(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def free(self, port: int, kinds: Iterable[tuple[str, str]] = ()) -> bool:
+        self.leave()  # a proof after the cell (how the runner once checked)
+        return super().free(port, kinds) if kinds else super().free(port)
+
+    def prove(self, port: int, kinds: Iterable[tuple[str, str]], when: str) -> None:
+        if when.startswith("after"):
+            self.leave()
+        super().prove(port, kinds, when)
+
+
+def run_cell(
+    tmp_path: Path, neighbour: Neighbour, owner: str = "self", case: str = CASE
+) -> dict[str, Any]:
+    path = tmp_path / "hostile.bind.yaml"
+    path.write_text(case.replace("OWNER", owner))
+    suite: Suite = load_suite(path)
+    (cell,) = suite.cells
+    cell_: Cell = cell
+    try:
+        return execute(cell_, suite, Context(HOST, {OS: "here"}, neighbour))
+    finally:
+        neighbour.leave()
+
+
+@linux_only
+def test_a_neighbour_on_the_first_bind_is_interference_and_the_cell_moves_on(
+    tmp_path: Path,
+) -> None:
+    """The first bind on a fresh port can only meet someone else's socket."""
+    record = run_cell(tmp_path, Neighbour("127.0.0.1", times=1))
+    assert record["status"] == "pass", record["reason"]
+    assert record["observed"]["outcome"] == "ok"
+
+
+@linux_only
+def test_a_neighbour_every_time_is_an_interference_error_naming_what_it_saw(
+    tmp_path: Path,
+) -> None:
+    record = run_cell(tmp_path, Neighbour("127.0.0.1", times=99))
+    assert record["status"] == "error"
+    assert record["reason"].startswith("interference: ")
+    assert "first bind (a) failed with EADDRINUSE" in record["reason"]
+    assert record["reason"].count("port ") >= 3  # every try is named
+
+
+@linux_only
+def test_a_neighbour_during_the_child_start_up_is_caught_before_the_binds(
+    tmp_path: Path,
+) -> None:
+    """Forking an owner takes milliseconds: a socket that appears meanwhile on another
+    address (b's wildcard meets it, a does not) and leaves before the cell ends would
+    make b's bind fail for a reason that is none of the cell's."""
+    record = run_cell(tmp_path, Neighbour("127.0.0.2", times=1), owner="process")
+    assert record["status"] == "pass", record["reason"]
+    stubborn = run_cell(tmp_path, Neighbour("127.0.0.2", times=99), owner="process")
+    assert stubborn["status"] == "error"
+    assert "once the cell's child processes were ready" in stubborn["reason"]
+    assert "an exclusive inet/dgram bind of port" in stubborn["reason"]
+
+
+SHARED = """\
+format: 1
+id: hostile
+title: hostile
+references: []
+oracles: {here: {kind: measured, source: this test, applies: {os: linux}}}
+cases:
+  - id: share
+    sockets:
+      a: {type: dgram, options: [SO_REUSEPORT], address: wildcard}
+      b: {type: dgram, options: [SO_REUSEPORT], address: wildcard}
+    steps: [bind a, bind b]
+    expect: {here: ok}
+"""
+
+
+@linux_only
+def test_a_sharer_that_takes_every_datagram_is_not_a_receiver_none(tmp_path: Path) -> None:
+    """A same-user SO_REUSEPORT socket on 127.0.0.1 matches the probe's datagrams better
+    than the cell's wildcards: it takes them all, then leaves before the proof after."""
+    record = run_cell(tmp_path, Neighbour("127.0.0.1", times=1, share=True), case=SHARED)
+    assert record["status"] == "pass", record["reason"]
+    assert record["observed"]["delivery"]["receiver"] in ("a", "b", "both")
+    (note,) = record["confounded_tries"]
+    assert "reached no socket of the cell" in note and "took it" in note
+
+
+# -- the short form of bench/bench_hostile.py ---------------------------------------------
+
+
+def test_hostile_neighbours_give_no_false_verdict() -> None:
+    """Real neighbour processes in a private namespace: 0 false verdicts per pattern, and
+    each pattern really confounded cells (else this test could not fail)."""
+    if OS != "linux" or os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare(1) on Linux for a private namespace")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_hostile.py"), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.splitlines()[-1])
+    assert set(figures["patterns"]) == {"hold", "race", "share", "blast"}
+    for name, row in figures["patterns"].items():
+        assert row["false_verdicts"] == 0, (name, row["false"])
+        assert row["cells"] == figures["cells"]
+        assert row["confounded"] > 0, f"the {name} neighbour never touched a cell"
+        for reason in row["errors"]:
+            assert reason.startswith("interference: "), reason
