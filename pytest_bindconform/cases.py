@@ -26,6 +26,7 @@ from .model import (
     NO_CLAIM,
     OPTION_NAMES,
     ROLES,
+    STEP_OPTIONS,
     Cell,
     Expectation,
     GridPosition,
@@ -630,7 +631,7 @@ class _Builder:
             self.error(path, f"unknown socket {sock!r} in step {text!r}; " + _suggest(sock, valid))
             return None
         needs = {
-            "setsockopt": list(OPTION_NAMES) + list(ROLES),
+            "setsockopt": list(OPTION_NAMES) + list(ROLES) + list(STEP_OPTIONS),
             "connect": list(ADDRESS_ROLES) + sorted(sockets),
         }
         if call in needs and argument not in needs[call]:

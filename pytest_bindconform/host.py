@@ -202,6 +202,7 @@ def fingerprint(isolation: str = "host", probe: bool = True) -> Host:
             ("net.ipv6.bindv6only", "net/ipv6/bindv6only"),
             ("net.ipv4.ip_local_port_range", "net/ipv4/ip_local_port_range"),
             ("net.ipv4.ip_unprivileged_port_start", "net/ipv4/ip_unprivileged_port_start"),
+            ("net.ipv4.tcp_timestamps", "net/ipv4/tcp_timestamps"),  # connect() over a TIME_WAIT
         ):
             value = _sysctl(path)
             if value is not None:
