@@ -130,3 +130,19 @@ def test_a_misspelt_step_option_names_so_linger0_among_the_choices(tmp_path: Pat
 def test_a_misspelt_outcome_lists_reset(tmp_path: Path) -> None:
     errors = load(tmp_path, SUITE % ("", "SO_LINGER0", "RST"))
     assert len(errors) == 1 and "RESET" in errors[0], errors
+
+
+def test_an_oracle_for_bindv6only_1_hosts_is_beyond_the_models() -> None:
+    """The models assume bindv6only=0; claims measured with it at 1 are not held against
+    them (they would disagree exactly where the default matters)."""
+    from pytest_bindconform.models import agreement
+
+    found = agreement.compare([cases.load_suite(ROOT / "cases" / "v6only.bind.yaml")])
+    flipped = [c for c in found.unmodelled if c.expectation.oracle == "linux-bindv6only"]
+    assert flipped and not found.disagreements
+    assert not [c for c in found.checked if c.expectation.oracle == "linux-bindv6only"]
+    # the same cell under bindv6only=0 is compared, and the model agrees
+    assert any(
+        c.expectation.oracle == "linux" and c.cell.key == "ipv4-wildcard-after-default-wildcard"
+        for c in found.checked
+    )
