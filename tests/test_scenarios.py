@@ -146,3 +146,18 @@ def test_an_oracle_for_bindv6only_1_hosts_is_beyond_the_models() -> None:
         c.expectation.oracle == "linux" and c.cell.key == "ipv4-wildcard-after-default-wildcard"
         for c in found.checked
     )
+
+
+def test_an_option_a_setsockopt_step_needs_makes_the_cell_unrunnable_where_missing() -> None:
+    """freebsd-reuseport-lb sets SO_REUSEPORT_LB after bind, as FreeBSD's own test does:
+    where the OS lacks it the cell is skipped saying so, before any socket is opened."""
+    from pytest_bindconform.plan import Unrunnable, plan
+
+    suite = cases.load_suite(ROOT / "cases" / "freebsd-reuseport-lb.bind.yaml")
+    cell = next(c for c in suite.cells if c.key == "lb-then-reuseport")
+    assert "SO_REUSEPORT_LB" not in cell.socket("a").options  # only the step sets it
+    if "SO_REUSEPORT_LB" in HOST.options:
+        assert plan(cell, None, HOST)
+        return
+    with pytest.raises(Unrunnable, match="SO_REUSEPORT_LB does not exist on"):
+        plan(cell, None, HOST)
