@@ -24,7 +24,8 @@ SCENARIOS = ("cross-process", "client-binds", "abortive-close")
 ARGS = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark")
 HOST = fingerprint()
 OUTER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-PORTS = f"--bindconform-ports={34000 + 500 * OUTER}-{34499 + 500 * OUTER}"
+# below the ephemeral ports (Linux: 32768+) and apart from the other tests' ranges
+PORTS = f"--bindconform-ports={14000 + 500 * OUTER}-{14499 + 500 * OUTER}"
 linux_only = pytest.mark.skipif(
     HOST.os != "linux", reason="the suites' gate here is measured Linux"
 )
