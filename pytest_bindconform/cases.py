@@ -26,6 +26,7 @@ from .model import (
     NO_CLAIM,
     OPTION_NAMES,
     ROLES,
+    STEP_OPTIONS,
     Cell,
     Expectation,
     GridPosition,
@@ -685,7 +686,7 @@ class _Builder:
             )
             return None
         needs = {
-            "setsockopt": list(OPTION_NAMES) + list(ROLES),
+            "setsockopt": list(OPTION_NAMES) + list(ROLES) + list(STEP_OPTIONS),
             "connect": list(ADDRESS_ROLES) + sorted(sockets),
         }
         if call in needs and argument not in needs[call]:

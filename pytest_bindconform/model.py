@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-OUTCOMES = ("ok", "INUSE", "ACCESS", "ADDRNOTAVAIL", "INVAL", "NOTSUP", "REFUSED", "TIMEOUT")
+OUTCOMES = (
+    "ok",
+    "INUSE",
+    "ACCESS",
+    "ADDRNOTAVAIL",
+    "INVAL",
+    "NOTSUP",
+    "REFUSED",
+    "TIMEOUT",
+    "RESET",
+)
 """Outcomes a step can have that an expectation can name."""
 
 NO_CLAIM = ("n/a", "unknown")
@@ -16,6 +26,9 @@ NO_CLAIM = ("n/a", "unknown")
 exist (n/a), or the oracle says nothing about it (unknown)."""
 
 OPTION_NAMES = ("SO_REUSEADDR", "SO_REUSEPORT", "SO_REUSEPORT_LB", "SO_EXCLUSIVEADDRUSE")
+STEP_OPTIONS = ("SO_LINGER0",)
+"""Options only a 'setsockopt X OPTION' step sets: SO_LINGER0 is SO_LINGER on with a zero
+timeout, so close() aborts the connection with an RST and leaves no TIME_WAIT."""
 ROLES = ("default", "reuse", "exclusive")
 ADDRESS_ROLES = ("wildcard", "specific", "specific2", "v4mapped-specific", "v4mapped-wildcard")
 CALLS = ("bind", "listen", "connect", "accept", "send", "recv", "shutdown", "setsockopt", "close")

@@ -29,6 +29,7 @@ _NORMALISED = {
     "NOTSUP": ("ENOPROTOOPT", "WSAENOPROTOOPT", "EOPNOTSUPP", "WSAEOPNOTSUPP", "ENOTSUP"),
     "REFUSED": ("ECONNREFUSED", "WSAECONNREFUSED"),
     "TIMEOUT": ("ETIMEDOUT", "WSAETIMEDOUT"),
+    "RESET": ("ECONNRESET", "WSAECONNRESET"),
 }
 _WINSOCK_CODES = {
     10048: "WSAEADDRINUSE",
@@ -39,6 +40,7 @@ _WINSOCK_CODES = {
     10045: "WSAEOPNOTSUPP",
     10061: "WSAECONNREFUSED",
     10060: "WSAETIMEDOUT",
+    10054: "WSAECONNRESET",
 }
 OTHER = "OTHER"
 # SO_LINGER on, 0 s: close() sends an RST and leaves no TIME_WAIT (the struct differs per OS)
@@ -103,7 +105,9 @@ class Executor:
 
     def _setsockopt(self, name: str, req: dict[str, Any]) -> None:
         option = req["option"]
-        if option == "IPV6_V6ONLY":
+        if option == "SO_LINGER0":
+            self.socks[name].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
+        elif option == "IPV6_V6ONLY":
             self.socks[name].setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(req["value"]))
         else:
             self.socks[name].setsockopt(socket.SOL_SOCKET, getattr(socket, option), 1)

@@ -151,8 +151,22 @@ _OPTION_HOME = {
 }
 
 
+def _require_options(options: tuple[str, ...], host: Host) -> None:
+    for name in options:
+        if name in _OPTION_HOME and name not in host.options:
+            raise Unrunnable(
+                f"{name} does not exist on {host.os} "
+                f"({_OPTION_HOME.get(name, 'unknown option')}); "
+                "this cell can only run where the OS has it"
+            )
+
+
 def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]:
     """Concrete sockets for this host, or Unrunnable with how to enable the cell."""
+    for step in cell.steps:  # an option set by a later 'setsockopt' step must exist too
+        if step.call == "setsockopt":
+            spec = SocketSpec(step.socket, "inet", "stream", None, (step.argument,), "wildcard")
+            _require_options(resolve_options(spec, profile, host), host)
     planned = []
     for spec in cell.sockets:
         if spec.owner == "other-user":
@@ -165,13 +179,7 @@ def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]
                 "needs IPv6, which is not available on this host; enable IPv6 on loopback (::1)"
             )
         options = resolve_options(spec, profile, host)
-        for name in options:
-            if name not in host.options:
-                raise Unrunnable(
-                    f"{name} does not exist on {host.os} "
-                    f"({_OPTION_HOME.get(name, 'unknown option')}); "
-                    "this cell can only run where the OS has it"
-                )
+        _require_options(options, host)
         planned.append(
             PlannedSocket(
                 name=spec.name,

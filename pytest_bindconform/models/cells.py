@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..host import IPV4_SPECIFIC, IPV6_SPECIFIC, Host
-from ..model import Cell, Profile, SocketSpec, Step
+from ..model import STEP_OPTIONS, Cell, Profile, SocketSpec, Step
 from ..plan import Unrunnable, resolve_address, resolve_options
 from ..probe import connectable, delivery_target
 from . import Model, for_os, predict_delivery
@@ -100,6 +100,8 @@ class Port:
         if step.call == "setsockopt":
             return self._setsockopt(step)
         target = self.socks.get(step.argument)
+        if step.call == "connect" and self.socks[step.socket].state == "bound":
+            return UNKNOWN  # a bound client: its 4-tuple rules (client-binds) are not modelled
         if step.call == "connect" and target is not None and target.state == "listening":
             return "ok"
         if step.call == "accept" and self.waiting.get(step.socket):
@@ -140,6 +142,8 @@ class Port:
         return resolve_options(spec, self.profile, self.host)
 
     def _setsockopt(self, step: Step) -> str:
+        if step.argument in STEP_OPTIONS:
+            return UNKNOWN  # SO_LINGER0 shapes close(), which the bind models do not follow
         if any(o not in OS_OPTIONS[self.host.os] for o in self._options(step)):
             raise Unmodelled(f"{step.argument} does not exist on {self.host.os}")
         if self.socks[step.socket].state != "unbound" and self.host.os not in ("linux", "freebsd"):

@@ -25,6 +25,7 @@ SYSCTLS = (
     ("net.ipv6.bindv6only", "net/ipv6/bindv6only"),
     ("net.ipv4.ip_local_port_range", "net/ipv4/ip_local_port_range"),
     ("net.ipv4.ip_unprivileged_port_start", "net/ipv4/ip_unprivileged_port_start"),
+    ("net.ipv4.tcp_timestamps", "net/ipv4/tcp_timestamps"),  # connect() over a TIME_WAIT
 )
 
 
