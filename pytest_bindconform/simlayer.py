@@ -34,6 +34,7 @@ class World:
         self.queued: dict[tuple[int, str], int] = {}  # datagrams waiting per (port, socket)
         self.turn: dict[int, int] = {}  # round robin where the model says traffic is shared
         self.silent: list[str] = []  # calls the model had no claim on, since the last cell
+        self.client_ports: dict[str, int] = {}  # connected socket -> its made-up local port
 
     def port(self, number: int) -> Port:
         return self.ports.setdefault(number, Port({}, self.host))
@@ -271,7 +272,59 @@ class SimExecutor:
         return "ok", {"count": count}
 
     def _sockname(self, name: str, req: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        return "ok", {"address": self.model(name).address}
+        """A connected client's local endpoint: the model has no ports of its own, so each
+        gets a distinct made-up one (the probe only checks that peers are its own)."""
+        ports = self.world.client_ports
+        number = ports.setdefault(name, 40000 + len(ports))
+        return "ok", {"address": self.model(name).address, "port": number}
+
+
+class SimProbe:
+    """delivery.Probe's interface, answered by the model: who receives each probe's
+    connection or datagram, as the model predicts it; no claim makes the cell a skip."""
+
+    def __init__(
+        self,
+        kind: str,
+        target: str,
+        port: int,
+        receivers: Any,
+        planned: int,
+        own: set[tuple[str, int]],
+    ):
+        del own
+        self.kind, self.target, self.port, self.planned = kind, target, port, planned
+        self.received = dict.fromkeys(receivers, 0)
+
+    def run(self) -> dict[str, Any]:
+        assert WORLD_OF_PROBES is not None, "simulate.install() sets the world"
+        world = WORLD_OF_PROBES
+        for _ in range(self.planned):
+            said = world.receiver(self.port, self.target)
+            if said == UNKNOWN:
+                world.silent.append(f"delivery probe {self.kind} to {self.target}")
+                return {
+                    "target": self.target,
+                    "planned": self.planned,
+                    "sent": 0,
+                    "received": self.received,
+                    "receiver": None,
+                    "failure": NO_CLAIM.format(os=world.os) + " on who receives",
+                }
+            if said in self.received:
+                self.received[said] += 1
+        got = [n for n, count in self.received.items() if count]
+        receiver = {0: "none", 1: got[0] if got else "", 2: "both"}.get(len(got), "shared")
+        return {
+            "target": self.target,
+            "planned": self.planned,
+            "sent": self.planned,
+            "received": self.received,
+            "receiver": receiver,
+        }
+
+
+WORLD_OF_PROBES: World | None = None
 
 
 class SimChild:
@@ -289,4 +342,4 @@ class SimChild:
         self.executor.close_all()
 
 
-__all__ = ["NO_CLAIM", "SimChild", "SimExecutor", "SimSocket", "World"]
+__all__ = ["NO_CLAIM", "SimChild", "SimExecutor", "SimProbe", "SimSocket", "World"]

@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import owner, platforms, probe
+from . import delivery, owner, platforms, probe, simlayer
 from .host import IPV4_SPECIFIC, IPV6_SPECIFIC, OPTION_NAMES, Host, from_facts
 from .models.base import OS_OPTIONS, V6ONLY_DEFAULT
 from .simlayer import NO_CLAIM, SimChild, SimExecutor, World
@@ -114,6 +114,9 @@ def install(os_name: str) -> None:
     # loudly, with real Linux outcomes, if probe.py stops using them)
     setattr(probe, "Executor", executor)  # noqa: B010
     setattr(probe, "Child", child)  # noqa: B010
+    # the delivery probe's clients are plain sockets: the model answers who receives instead
+    simlayer.WORLD_OF_PROBES = world
+    setattr(delivery, "Probe", simlayer.SimProbe)  # noqa: B010
     owner.use_platform(platforms.for_os(os_name))
 
 

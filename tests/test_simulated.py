@@ -104,7 +104,7 @@ def test_simulated_windows_follows_table_c_and_says_it_is_simulated(
     # table C, the Windows gate: where the model claims, the simulated cell agrees with it
     table_c = by_suite(report, "ms-using-2003-same-user")
     judged = [r for r in table_c if r["status"] == "pass"]
-    assert len(judged) > 400
+    assert len(judged) > 350  # the rest: delivery the windows model leaves unknown
     for r in judged:
         assert r["observed"]["outcome"] == r["expected"][r["gate"]]["outcome"].rstrip("*")
     assert {r["status"] for r in table_c} <= {"pass", "skip"}
@@ -188,8 +188,15 @@ def test_simulated_bsds_run_connections_and_agree_with_their_own_replay(
     assert result.ret == 0, result.stdout.str()
     assert report["run_info"]["simulated"] == simulate.label(os_name)
     gated = by_suite(report, "ms-using-2003-same-user")
-    assert {r["status"] for r in gated} == {"pass"}  # the derived BSD oracles claim every cell
-    assert {r["gate"] for r in gated} == {os_name}
+    # the derived BSD oracles claim every outcome; who receives shared traffic is a tie the
+    # BSD models leave unknown (FreeBSD's wildcard chain order is not derived), so a cell whose
+    # delivery the model cannot tell is a skip saying so, never a verdict
+    assert {r["status"] for r in gated} <= {"pass", "skip"}
+    assert sum(r["status"] == "pass" for r in gated) > len(gated) // 2
+    for r in gated:
+        if r["status"] == "skip":
+            assert r["reason"].startswith(f"simulated: the {os_name} model makes no claim"), r
+    assert {r["gate"] for r in gated if r["status"] == "pass"} == {os_name}
     lifecycle = by_suite(report, "lifecycle-restart")
     ran = [r for r in lifecycle if r["observed"]]
     assert len(ran) == len(lifecycle) > 200
