@@ -20,6 +20,7 @@ from typing import Any
 
 import jsonschema
 
+from . import goals
 from .model import (
     ADDRESS_ROLES,
     CALLS,
@@ -251,10 +252,13 @@ class _Builder:
             profiles=profiles,
             facts=tuple(d.get("facts", [])),
         )
-        if "grid" in d:
+        if "goal" in d:
+            suite.cells += goals.build(self, d, suite)
+        elif "grid" in d:
             suite.cells += self.grid(d["grid"], suite)
-        for i, case in enumerate(d.get("cases", [])):
-            suite.cells += self.case(case, ("cases", i), suite)
+        for i, case in enumerate([] if "goal" in d else d.get("cases", [])):
+            goals.reject_goal_keys(self, case, ("cases", i))
+            suite.cells += self.case(case, ("cases", i), suite) if "expect" in case else []
         if "grid" not in d and not d.get("cases"):
             self.error((), "a suite needs a 'grid' or at least one entry in 'cases'")
         seen: dict[str, Cell] = {}
@@ -610,7 +614,9 @@ class _Builder:
         )
 
     # -- individual cases --------------------------------------------------
-    def parse_step(self, text: str, sockets: set[str], path: Path) -> Step | None:
+    def parse_step(
+        self, text: str, sockets: set[str], path: Path, extra: tuple[str, ...] = ()
+    ) -> Step | None:
         parts = text.split()
         usage = "'<call> <socket>' or '<call> <socket> <argument>', e.g. 'bind first'"
         if len(parts) not in (2, 3):
@@ -618,9 +624,10 @@ class _Builder:
             return None
         call, sock = parts[0], parts[1]
         argument = parts[2] if len(parts) == 3 else ""
-        if call not in CALLS:
+        if call not in CALLS + extra:
             self.error(
-                path, f"unknown call {call!r} in step {text!r}; " + _suggest(call, list(CALLS))
+                path,
+                f"unknown call {call!r} in step {text!r}; " + _suggest(call, [*CALLS, *extra]),
             )
             return None
         if sock not in sockets and not (sock.endswith(".conn") and sock[:-5] in sockets):

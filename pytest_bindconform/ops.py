@@ -44,6 +44,19 @@ OTHER = "OTHER"
 RST_LINGER = struct.pack("HH", 1, 0) if sys.platform == "win32" else struct.pack("ii", 1, 0)
 
 
+# Multicast stays on this host: groups joined on the loopback interface only, sent through
+# it (IP_MULTICAST_IF) with TTL 0 (Windows: 1, the least it loops back), loopback on.
+GROUPS = {"inet": "239.255.66.77", "inet6": "ff01::6677"}  # site-local / interface-local
+MULTICAST_TTL = 1 if sys.platform == "win32" else 0
+
+
+def _loopback_index() -> int:
+    try:
+        return next(i for i, name in socket.if_nameindex() if name in ("lo", "lo0"))
+    except (OSError, StopIteration, AttributeError):
+        return 1  # loopback's index on Windows, macOS and FreeBSD
+
+
 def error_name(code: int) -> str:
     return _WINSOCK_CODES.get(code) or errno.errorcode.get(code, f"errno {code}")
 
@@ -157,6 +170,29 @@ class Executor:
                 s.recv(65536)
             count += 1
         return {"count": count}
+
+    def _join(self, name: str, req: dict[str, Any]) -> None:
+        """Join this socket's family's group on the loopback interface."""
+        s = self.socks[name]
+        group = GROUPS["inet6" if s.family == FAMILIES["inet6"] else "inet"]
+        if s.family == FAMILIES["inet6"]:
+            mreq6 = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", _loopback_index())
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq6)
+        else:
+            mreq = socket.inet_aton(group) + socket.inet_aton("127.0.0.1")
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+
+    def _multicast_sender(self, name: str, req: dict[str, Any]) -> None:
+        """A sender that reaches only this host: loopback interface, TTL 0/1, loop on."""
+        s = self.socks[name]
+        if s.family == FAMILIES["inet6"]:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, _loopback_index())
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, MULTICAST_TTL)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
+        else:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, MULTICAST_TTL)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
 
     def _sockname(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
         return {"address": self.socks[name].getsockname()[0]}

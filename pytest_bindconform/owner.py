@@ -151,6 +151,17 @@ class Child:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
+    def kill(self) -> None:
+        """Crash the child (SIGKILL): its sockets die with it, as in a real crash."""
+        if self.pid:
+            import signal
+
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+        elif self.proc is not None:
+            self.proc.kill()
+        self.close()
+
     def close(self) -> None:
         """Close the pipes (the child closes its sockets on EOF) and reap it."""
         with contextlib.suppress(OSError):

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from . import cases, host, isolate, oracles, ports, report, runner, suitecache
+from . import cases, goals, host, isolate, oracles, ports, report, runner, suitecache
+from .report import answers
 from . import state as run_state
 from .model import Cell, Suite
 from .yamlsrc import CaseFileError
@@ -25,6 +26,7 @@ from .yamlsrc import CaseFileError
 RECORD_ATTR = "bindconform"
 HOST_KEY = "bindconform_host"
 EXPLORE_KEY = "bindconform_explore"
+CANDIDATES = pytest.StashKey["answers.RunCandidates"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,6 +80,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Hypothesis seed for --bindconform-explore (shown in the header); with CI=true "
         "the exploration is derandomised unless a seed is given",
     )
+    group.addoption(
+        "--bindconform-server",
+        action="append",
+        default=[],
+        metavar="NAME=module:callable",
+        help="your server's listener as a goal candidate: callable(family, type, address, port) "
+        "returns the bound socket your code makes; repeatable. ini: bindconform_server",
+    )
+    group.addoption(
+        "--bindconform-require",
+        default=None,
+        metavar="GOALS",
+        help="fail the run when a declared server misses one of these goals (space- or "
+        "comma-separated, e.g. 'exclusive restart'). ini: bindconform_require",
+    )
+    parser.addini("bindconform_server", "NAME=module:callable servers", type="linelist", default=[])
+    parser.addini("bindconform_require", "goals a declared server must meet", default="")
     parser.addini("bindconform_gate", "OS=ORACLE gate entries", type="linelist", default=[])
     parser.addini("bindconform_explore", "examples for the Hypothesis exploration", default="0")
     parser.addini("bindconform_isolate", "host or netns", default="host")
@@ -127,6 +146,12 @@ def pytest_configure(config: pytest.Config) -> None:
     state = run_state.RunState(fingerprint, gates, port_range, _worker_index(config))
     state.explore = _explore_settings(config, workerinput)
     config.stash[run_state.STATE] = state
+    try:
+        config.stash[CANDIDATES] = answers.run_candidates(
+            _setting(config, "server"), _setting(config, "require"), fingerprint.os
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
     if workerinput is None:
         state.outputs = {fmt: _setting(config, fmt) for fmt in ("json", "md", "html")}
         config.pluginmanager.register(Recorder(config), "bindconform-recorder")
@@ -239,6 +264,7 @@ class CaseFile(pytest.File):
         if clash:
             yield BadCaseFile.from_parent(self, name="case-file-error", error=clash)
             return
+        goals.add_candidates(suite, self.config.stash[CANDIDATES].extra)
         for cell in suite.cells:
             yield CellItem.from_parent(self, name=cell.name, cell=cell, suite=suite)
 
@@ -297,8 +323,12 @@ class CellItem(pytest.Item):
         self.bindconform_record = record
         if record["status"] == "skip":
             pytest.skip(record["reason"])
-        if record["status"] == "ungated":
-            pytest.skip(f"ungated: {record['reason']}")
+        required = self.config.stash[CANDIDATES].missed_requirement(record)
+        if required:
+            record.update(status="fail", reason=required)
+            raise ConformanceFailure(required)
+        if record["status"] == "ungated":  # an open question: answered, not skipped
+            self.add_report_section("call", "bindconform", answers.terminal_text(record))
         if record["status"] == "error":
             raise InterferenceError(record["reason"])
         if record["status"] == "fail":
@@ -381,6 +411,8 @@ def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] 
     record = getattr(report, RECORD_ATTR, None)
     if report.when == "call" and report.failed and record and record.get("status") == "error":
         return "error", "E", "ERROR"
+    if report.when == "call" and report.passed and record and record.get("status") == "ungated":
+        return "passed", "o", answers.status_word(record)
     return None
 
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from .host import Host
 from .model import Cell, Profile, SocketSpec, Step
+from . import ops
 from .ops import OTHER, RST_LINGER, Executor, error_name, normalise, record
 from .owner import Child
 from .plan import PlannedSocket, Unrunnable, plan, resolve_address, resolve_options
@@ -24,6 +25,7 @@ from .plan import PlannedSocket, Unrunnable, plan, resolve_address, resolve_opti
 NOT_RUN = "not-run"
 DELIVERY_PROBES = 16  # enough that a two-way load balancer shows both sides (1 - 2**-15)
 WILDCARDS = ("0.0.0.0", "::", "::ffff:0.0.0.0")
+BATCH = 8  # delivery clients between two drains of the receivers
 DELIVERY_WAIT = 0.25  # loopback delivers synchronously; this only bounds a slow host
 
 
@@ -72,8 +74,11 @@ class _Run:
         port: int,
         profile: Profile | None,
         host: Host,
+        factories: dict[str, str] | None = None,
     ):
         self.cell, self.port, self.profile, self.host = cell, port, profile, host
+        self.factories = factories or {}  # socket -> factory that makes it (goal candidates)
+        self.group = ""  # the multicast group a 'join' step joined: delivery goes there
         self.planned = {p.name: p for p in planned}
         self.local = Executor()
         self.children: dict[str, Child] = {}
@@ -100,6 +105,8 @@ class _Run:
     def create(self, name: str) -> None:
         p = self.planned[name]
         self.where[name] = self.holder(p.owner)
+        if name in self.factories:
+            return  # the factory makes, configures and binds it at 'bind'
         if self.send(name, {"op": "socket", "family": p.family, "type": p.type})["outcome"] != "ok":
             return
         requests = []
@@ -135,6 +142,12 @@ class _Run:
             )
             return self.failed.get(base, self.steps[-1])
         call = step.call
+        if call == "bind" and name in self.factories:
+            return self.made(name)
+        if call == "kill":
+            return self.kill(name)
+        if call == "join":
+            self.group = ops.GROUPS[self.planned[name].family]
         if call == "bind":
             req: dict[str, Any] = {
                 "op": "bind",
@@ -184,22 +197,29 @@ class _Run:
         sharing = [n for n, st in self.states.items() if st == wanted and n in self.where]
         if len(sharing) < 2:
             return None
-        address = delivery_target([self.planned[n] for n in sharing], self.host)
+        address = self.group or delivery_target([self.planned[n] for n in sharing], self.host)
         family = "inet6" if ":" in address else "inet"
         if kind == "stream":
             self.connections = True
         sent = 0
-        clients = [f"probe{i}" for i in range(DELIVERY_PROBES)]
+        clients = [f"probe{i}" for i in range(self.cell.delivery_probes)]
+        received = dict.fromkeys(sharing, 0)
         try:
-            for client in clients:
+            for i, client in enumerate(clients):
+                if i and i % BATCH == 0:  # accept as we go: a listen backlog is finite
+                    for n, count in self._collect(sharing, 0).items():
+                        received[n] += count
                 self.local.do({"socket": client, "op": "socket", "family": family, "type": kind})
+                if self.group:
+                    self.local.do({"socket": client, "op": "multicast_sender"})
                 answer = self.local.do(
                     {"socket": client, "op": "connect", "address": address, "port": self.port}
                 )
                 if answer["outcome"] == "ok" and kind == "dgram":
                     answer = self.local.do({"socket": client, "op": "send"})
                 sent += answer["outcome"] == "ok"
-            received = self._collect(sharing, sent)
+            for n, count in self._collect(sharing, sent - sum(received.values())).items():
+                received[n] += count
         finally:
             for client in clients:
                 _abort(self.local, client)
@@ -219,6 +239,41 @@ class _Run:
             if sum(received.values()) >= expected or time.monotonic() > deadline:
                 return received
             time.sleep(0.001)
+
+    def made(self, name: str) -> dict[str, Any]:
+        """'bind' of a socket a candidate's factory makes: the factory's own calls."""
+        from .candidates import make, read_options
+
+        p = self.planned[name]
+        target = self.factories[name]
+        call = f"bind (factory {target})"
+        try:
+            sock = make(target, p.family, p.type, p.address, self.port)
+        except OSError as exc:
+            answer = record(name, call, *normalise(exc))
+        else:
+            self.local.socks[name] = sock
+            answer = {**record(name, call), "factory": target, "set": read_options(sock)}
+            self.states[name] = "bound"
+        self.steps.append(answer)
+        if answer["outcome"] != "ok":
+            self.failed.setdefault(name, answer)
+        return answer
+
+    def kill(self, name: str) -> dict[str, Any]:
+        """A crash: SIGKILL the child process holding the socket; the kernel closes its
+        sockets as it does for any dead process."""
+        holder = self.where[name]
+        answer = record(name, "kill (the owning process)")
+        if isinstance(holder, Child):
+            holder.kill()
+            self.children = {k: c for k, c in self.children.items() if c is not holder}
+            for held in [n for n, h in self.where.items() if h is holder]:
+                del self.where[held]
+                if held in self.states:
+                    self.states[held] = "closed"
+        self.steps.append(answer)
+        return answer
 
     def close(self) -> None:
         self.local.close_all()
@@ -243,6 +298,7 @@ def run(
     host: Host,
     profile: Profile | None = None,
     deliver: bool = True,
+    factories: dict[str, str] | None = None,
 ) -> Observation:
     """Execute the cell's steps on a port; the outcome is that of the step under test.
 
@@ -250,7 +306,7 @@ def run(
     if that is the step under test, the outcome is the earlier call's.
     """
     start = time.perf_counter()
-    live = _Run(cell, planned, port, profile, host)
+    live = _Run(cell, planned, port, profile, host, factories)
     outcome = NOT_RUN
     state_at_test: dict[str, str] = {}
     try:

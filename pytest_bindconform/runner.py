@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import probe
+from . import goals, probe
+from .candidates import FactoryProblem
 from .host import Host
 from .model import Cell, Profile, Suite
 from .oracles import NOT_RUN, Judgement, applies, judge
@@ -62,6 +63,14 @@ def describe(cell: Cell, suite: Suite) -> dict[str, Any]:
 
 
 def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
+    record = _execute(cell, suite, ctx)
+    situation = goals.of(suite, cell)
+    if situation is not None:
+        record["goal"] = goals.evaluate(situation, record, ctx.host.options)
+    return record
+
+
+def _execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
     record = describe(cell, suite)
     record.update(
         scenario={
@@ -89,8 +98,14 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         record["reason"] = str(exc)
         record["scenario"]["sockets"] = [unplanned(s) for s in cell.sockets]
         return record
+    situation = goals.of(suite, cell)
     try:
-        port, observation = _observe(cell, planned, profile, ctx)
+        made_by = goals.factories(situation) if situation else None
+        port, observation = _observe(cell, planned, profile, ctx, made_by)
+    except FactoryProblem as exc:
+        record.update(status="error", reason=str(exc), duration=time.perf_counter() - start)
+        record["scenario"]["sockets"] = [p.to_dict("unknown") for p in planned]
+        return record
     except Interference as exc:
         record.update(
             status="error", reason=f"interference: {exc}", duration=time.perf_counter() - start
@@ -185,7 +200,11 @@ ATTEMPTS = 3
 
 
 def _observe(
-    cell: Cell, planned: list[probe.PlannedSocket], profile: Profile | None, ctx: Context
+    cell: Cell,
+    planned: list[probe.PlannedSocket],
+    profile: Profile | None,
+    ctx: Context,
+    factories: dict[str, str] | None = None,
 ) -> tuple[int, probe.Observation]:
     """Run the cell on a port no other process confounded (see ports.py)."""
     connects = any(step.call == "connect" for step in cell.steps)
@@ -193,7 +212,7 @@ def _observe(
     for _ in range(ATTEMPTS):
         # a retry takes a port proven free: our own TIME_WAIT entries can cover a run of ports
         port = ctx.ports.take(prove=connects or bool(held))
-        observation = probe.run(cell, planned, port, ctx.host, profile)
+        observation = probe.run(cell, planned, port, ctx.host, profile, factories=factories)
         suspect = observation.delivery is not None or any(
             step["outcome"] in CONFLICTS for step in observation.steps
         )

@@ -16,7 +16,7 @@ from typing import Any
 from .. import __version__, cases, suitecache
 from ..model import Suite
 from ..yamlsrc import CaseFileError
-from . import html, markdown, model
+from . import answers, html, markdown, model
 
 BROKEN_FILE = "case-file-error"  # item name plugin.py gives a case file that does not load
 
@@ -177,7 +177,8 @@ class Book:
         summary = self.report["summary"]
         counts = ", ".join(f"{n} {s}" for s, n in summary["status"].items() if n)
         gate = self.report["run_info"]["gate"]
-        lines = [f"{summary['cells']} cells: {counts or 'none'} (gate {gate})"]
+        lines = answers.summary_lines(self.report, quiet)
+        lines.append(f"{summary['cells']} cells: {counts or 'none'} (gate {gate})")
         for oid, verdicts in [] if quiet else summary["oracles"].items():
             mark = " (gate)" if oid == gate else ""
             lines.append(

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from . import answers
 from .merge import result as host_result
 from .model import STATUSES, VERDICTS, oracle_applies, summarize, token
 from .model import errata as errata_of
@@ -541,6 +542,7 @@ def render(report: dict[str, Any]) -> str:
     errata = errata_of((("", r) for r in results), suites)
     parts = [
         tag("h1", esc(title)),
+        answers.html_fragment(report),
         tag(
             "p",
             esc(
@@ -601,6 +603,7 @@ def render(report: dict[str, Any]) -> str:
                             class_="muted",
                         ),
                         references(suite),
+                        answers.facts_html({sid: suite}),
                         oracle_table(suite, letters, host, info["gate"], mine),
                         "".join(
                             tag("p", f"Profile {tag('b', esc(p))}: {esc(d)}", class_="muted")
@@ -635,7 +638,8 @@ def render_merged(merged: dict[str, Any]) -> str:
         row = [h["key"], info["gate"], info["started"], info["plugin_version"], summary["cells"]]
         row += [*summary["status"].values(), ", ".join(h["sources"])]
         hosts.append([esc(v) for v in row])
-    parts = [tag("h1", esc(title)), table(head, hosts), legend(), tag("h2", "Suites and oracles")]
+    parts = [tag("h1", esc(title)), answers.merged_html_fragment(merged), table(head, hosts)]
+    parts += [legend(), tag("h2", "Suites and oracles")]
     for sid, suite in suites.items():
         parts.append(tag("h3", esc(f"{suite['title']} ({sid})")))
         parts.append(oracle_table(suite, letters_of(suite, [])))

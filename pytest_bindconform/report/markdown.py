@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import answers
+
 LIMIT = 1_000_000  # bytes; GitHub's limit is 1 MiB (1_048_576) per step summary
 Section = tuple[str, list[str], list[str]]  # (heading, table header lines, table rows)
 
@@ -71,6 +73,7 @@ def render(report: dict[str, Any], where: str = "", limit: int = LIMIT) -> str:
         f"isolation {text(info['isolation'])} · {text(info['started'])} → "
         f"{text(info['finished'])} · exit status {info['exit_status']}",
         "",
+        *answers.markdown_lines(report),
         *header("cells", *summary["status"]),
         row(summary["cells"], *summary["status"].values()),
         "",
@@ -127,6 +130,7 @@ def render_merged(merged: dict[str, Any], where: str = "", limit: int = LIMIT) -
     head = [
         f"# bind() conformance across {len(keys)} hosts",
         "",
+        *answers.merged_markdown_lines(merged),
         *header("host", "gate", "cells", "pass", "fail", "skip", "error", "ungated"),
     ]
     for h in merged["hosts"]:

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, recommend
 from . import model
 
 
@@ -118,6 +118,7 @@ def merge(docs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             row["hosts"][key] = {}
             full[r["id"], key] = r
     rows = list(cells.values())
+    leads = recommend.merged([(host_key(d["run_info"]), d) for _, d in docs])
     for row in rows:  # a host keeps only what its cell row does not already say
         for key in row["hosts"]:
             r = full[row["id"], key]
@@ -135,6 +136,7 @@ def merge(docs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         "summary": {
             k: model.summarize([full[c["id"], k] for c in rows if k in c["hosts"]]) for k in hosts
         },
+        **({"recommendations": leads} if leads else {}),
     }
 
 
