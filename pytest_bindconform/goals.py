@@ -34,7 +34,8 @@ class Need:
             self.outcome
         ]
         if self.else_silent:
-            text += f", or {' and '.join(self.else_silent)} receive none of the traffic"
+            verb = "receives" if len(self.else_silent) == 1 else "receive"
+            text += f", or {' and '.join(self.else_silent)} {verb} none of the traffic"
         if self.receive:
             text += f"; {', '.join(self.receive)} each receive some of the traffic"
         if self.receive_all:

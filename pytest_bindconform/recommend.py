@@ -104,6 +104,8 @@ def recommend(goal_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for transport in sorted({r["transport"] for r in goal_rows}):
         mine = [r for r in goal_rows if r["transport"] == transport and r["kind"] == "options"]
         wants = [g for g in USUAL if any(r["goal"] == g for r in mine)]
+        if not mine:
+            continue  # only servers or libraries ran here: their rows are the answer
         bases = list(dict.fromkeys(_base(r) for r in sorted(mine, key=_simple)))
         table = {b: {g: _best(mine, b, g) for g in wants} for b in bases}
         meeting = [b for b in bases if all(table[b][g] and table[b][g]["meets"] for g in wants)]
