@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import cases, measure, tables
 from .host import fingerprint
@@ -18,12 +19,14 @@ from .yamlsrc import CaseFileError
 def _measure(args: argparse.Namespace) -> int:
     suite = cases.load_suite(args.case_file)
     host = fingerprint()
-    seen = measure.observe(suite, host, args.profile)
+    records: dict[Any, dict[str, Any]] = {}
+    seen = measure.observe(suite, host, args.profile, records)
     print(
         f"    # measured on {host.os} {host.os_release} ({host.kernel}, {host.machine}), "
         f"python {host.python}, addresses {host.addresses}"
     )
     print(measure.expect_text(args.oracle, args.profile, suite, seen))
+    print(measure.delivery_text(records))
     return 0
 
 
