@@ -9,6 +9,7 @@ situations judge it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import socket
@@ -74,7 +75,8 @@ def from_options(text: str, v6only: bool | None = None) -> Candidate:
 
 def standard(options: list[str] | None, v6only: list[bool] | None) -> list[Candidate]:
     sets = options or list(STANDARD_OPTIONS)
-    return [from_options(s, v) for s in sets for v in (v6only or [None])]
+    designs: list[bool | None] = list(v6only) if v6only else [None]
+    return [from_options(s, v) for s in sets for v in designs]
 
 
 # -- user servers (--bindconform-server NAME=module:callable) -------------------
@@ -125,7 +127,7 @@ def _load(target: str) -> Factory:
         made = _libraries().factory(target.removeprefix("library:"))
         if made is None:
             raise FactoryProblem(f"library call {target!r} cannot run on this host")
-        return made
+        return made  # type: ignore[no-any-return]
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -196,14 +198,10 @@ def read_options(sock: socket.socket) -> dict[str, Any]:
             continue
     out: dict[str, Any] = {"options": found}
     if sock.family == getattr(socket, "AF_INET6", None):
-        try:
+        with contextlib.suppress(OSError):
             out["v6only"] = bool(sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
-        except OSError:
-            pass
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         out["listening"] = bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
-    except (OSError, AttributeError):
-        pass
     return out
 
 

@@ -107,8 +107,11 @@ def reject_goal_keys(builder: Any, case: dict[str, Any], path: tuple[Any, ...]) 
                     key=True,
                 )
     if "expect" not in case:
-        builder.error(path, "required key 'expect' is missing (required here: id, sockets, steps, "
-                      "expect; a goal suite's cases give 'need' instead)")
+        builder.error(
+            path,
+            "required key 'expect' is missing (required here: id, sockets, steps, "
+            "expect; a goal suite's cases give 'need' instead)",
+        )
 
 
 def build(builder: Any, data: dict[str, Any], suite: Suite) -> list[Cell]:
@@ -143,16 +146,24 @@ def _situation(
 
     ok = True
     if "need" not in case:
-        builder.error(path, f"case {case['id']!r}: a goal suite's case needs 'need:' (what goal "
-                      f"{goal.id!r} needs of this situation, e.g. need: {{outcome: fail}})")
+        builder.error(
+            path,
+            f"case {case['id']!r}: a goal suite's case needs 'need:' (what goal "
+            f"{goal.id!r} needs of this situation, e.g. need: {{outcome: fail}})",
+        )
         ok = False
     if "expect" in case or "deliver" in case:
-        builder.error(path, "a goal suite's cases say 'need', not 'expect'/'deliver' (no oracle "
-                      "judges a goal: the host's own outcome does)")
+        builder.error(
+            path,
+            "a goal suite's cases say 'need', not 'expect'/'deliver' (no oracle "
+            "judges a goal: the host's own outcome does)",
+        )
         ok = False
     if "variants" in case and "type" in case["variants"]:
-        builder.error((*path, "variants", "type"), f"the goal's transport ({goal.transport}) "
-                      "decides the socket type; drop variants.type")
+        builder.error(
+            (*path, "variants", "type"),
+            f"the goal's transport ({goal.transport}) decides the socket type; drop variants.type",
+        )
         ok = False
     names = set(case["sockets"])
     mine, rivals, specs = [], [], []
@@ -164,14 +175,21 @@ def _situation(
         if (fields.get("candidate") or fields.get("rival")) and (
             "options" in fields or "option" in fields
         ):
-            builder.error(spath, f"socket {sname!r} takes its options from the "
-                          f"{'candidate' if fields.get('candidate') else 'rivals'}; drop 'options'")
+            builder.error(
+                spath,
+                f"socket {sname!r} takes its options from the "
+                f"{'candidate' if fields.get('candidate') else 'rivals'}; drop 'options'",
+            )
             ok = False
-        if fields.get("candidate") and "v6only" in fields and len(goal.candidates) != len(
-            {c.base for c in goal.candidates}
+        if (
+            fields.get("candidate")
+            and "v6only" in fields
+            and len(goal.candidates) != len({c.base for c in goal.candidates})
         ):
-            builder.error((*spath, "v6only"), "the goal's candidates set v6only on my sockets; "
-                          "drop v6only here")
+            builder.error(
+                (*spath, "v6only"),
+                "the goal's candidates set v6only on my sockets; drop v6only here",
+            )
             ok = False
         if fields.get("candidate"):
             mine.append(sname)
@@ -180,12 +198,16 @@ def _situation(
         merged = {**SOCKET_DEFAULTS, "type": TRANSPORT_TYPE[goal.transport], **fields}
         specs.append(_spec(sname, {k: v for k, v in merged.items() if k not in SOCKET_GOAL_ONLY}))
     if not mine:
-        builder.error((*path, "sockets"), "a situation needs 'my' socket: mark one "
-                      "'candidate: true'")
+        builder.error(
+            (*path, "sockets"), "a situation needs 'my' socket: mark one 'candidate: true'"
+        )
         ok = False
     if rivals and not goal.rivals:
-        builder.error((*path, "sockets", rivals[0], "rival"), "rival sockets need the goal's "
-                      "'rivals:' list of option sets", key=True)
+        builder.error(
+            (*path, "sockets", rivals[0], "rival"),
+            "rival sockets need the goal's 'rivals:' list of option sets",
+            key=True,
+        )
         ok = False
     need_data = case.get("need", {"outcome": "any"})
     for key in ("else_silent", "receive", "receive_all"):
@@ -193,8 +215,11 @@ def _situation(
             if who not in names:
                 from .cases import _suggest
 
-                builder.error((*path, "need", key, j), f"need.{key}: {who!r} is not a socket "
-                              "of this case; " + _suggest(who, sorted(names)))
+                builder.error(
+                    (*path, "need", key, j),
+                    f"need.{key}: {who!r} is not a socket "
+                    "of this case; " + _suggest(who, sorted(names)),
+                )
                 ok = False
     if need_data.get("else_silent") and need_data["outcome"] != "fail":
         builder.error((*path, "need", "else_silent"), "else_silent goes with outcome: fail")
@@ -207,8 +232,11 @@ def _situation(
             continue
         spec = next((s for s in specs if s.name == step.socket.split(".")[0]), None)
         if step.call == "kill" and spec is not None and spec.owner == "self":
-            builder.error((*path, "steps", j), f"step {text!r}: kill needs a socket held by "
-                          "another process (owner: process or other-user)")
+            builder.error(
+                (*path, "steps", j),
+                f"step {text!r}: kill needs a socket held by "
+                "another process (owner: process or other-user)",
+            )
             ok = False
         if step.call == "join" and spec is not None and spec.type != "dgram":
             builder.error((*path, "steps", j), f"step {text!r}: join needs a UDP socket")
@@ -221,13 +249,18 @@ def _situation(
         wanted = builder.parse_step(case["test"], names, (*path, "test"), extra=("join", "kill"))
         if wanted is None or wanted not in steps:
             if wanted is not None:
-                builder.error((*path, "test"), f"step under test {case['test']!r} is not among "
-                              f"the steps: {', '.join(map(str, steps))}")
+                builder.error(
+                    (*path, "test"),
+                    f"step under test {case['test']!r} is not among "
+                    f"the steps: {', '.join(map(str, steps))}",
+                )
             return None
         under_test = steps.index(wanted)
     for spec in specs:
-        builder.check_socket({"family": spec.family, "address": spec.address,
-                              "v6only": spec.v6only}, (*path, "sockets", spec.name))
+        builder.check_socket(
+            {"family": spec.family, "address": spec.address, "v6only": spec.v6only},
+            (*path, "sockets", spec.name),
+        )
     variants = builder.variants(case.get("variants"))
     for variant in variants:
         goal.variant_keys[tuple(sorted(variant.items()))] = builder.variant_key(
@@ -430,8 +463,11 @@ def judge_need(situation: Situation, observed: dict[str, Any]) -> tuple[bool, st
         counts = ", ".join(f"{n}: {k}" for n, k in received.items())
         if starved or short:
             who = ", ".join(starved + short)
-            return False, f"{who} did not receive {'every' if short else 'any'} datagram/" \
-                f"connection ({counts} of {sent} sent to {delivery['target']})"
+            return (
+                False,
+                f"{who} did not receive {'every' if short else 'any'} datagram/"
+                f"connection ({counts} of {sent} sent to {delivery['target']})",
+            )
         return True, f"{counts} of {sent} sent to {delivery['target']}"
     return True, said
 
@@ -453,5 +489,14 @@ def require_message(record: dict[str, Any]) -> str:
     )
 
 
-__all__ = ["OPTION_NAMES", "Goal", "GoalCell", "Need", "Situation", "build", "evaluate", "of",
-           "set_name"]
+__all__ = [
+    "OPTION_NAMES",
+    "Goal",
+    "GoalCell",
+    "Need",
+    "Situation",
+    "build",
+    "evaluate",
+    "of",
+    "set_name",
+]

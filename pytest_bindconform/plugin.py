@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from . import cases, goals, host, isolate, oracles, ports, report, runner, suitecache
-from .report import answers
 from . import state as run_state
 from .model import Cell, Suite
+from .report import answers
 from .yamlsrc import CaseFileError
 
 RECORD_ATTR = "bindconform"

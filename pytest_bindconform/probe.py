@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from . import ops
 from .host import Host
 from .model import Cell, Profile, SocketSpec, Step
-from . import ops
 from .ops import OTHER, RST_LINGER, Executor, error_name, normalise, record
 from .owner import Child
 from .plan import PlannedSocket, Unrunnable, plan, resolve_address, resolve_options

@@ -108,23 +108,32 @@ def recommend(goal_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue  # only servers or libraries ran here: their rows are the answer
         bases = list(dict.fromkeys(_base(r) for r in sorted(mine, key=_simple)))
         table = {b: {g: _best(mine, b, g) for g in wants} for b in bases}
-        meeting = [b for b in bases if all(table[b][g] and table[b][g]["meets"] for g in wants)]
+        meeting = [b for b in bases if all(table[b][g]["meets"] for g in wants)]
         extra = _others(goal_rows, transport)
         if not wants:  # only share/multicast ran: say which settings meet those
             out.append(
-                {"transport": transport, "wants": [], "candidate": None, "options": [],
-                 "design": "", "meets": None, "cells": [],
-                 "text": f"{transport.upper()}: " + extra.removeprefix(". Other goals — "),
-                 "trade_off": ""}
+                {
+                    "transport": transport,
+                    "wants": [],
+                    "candidate": None,
+                    "options": [],
+                    "design": "",
+                    "meets": None,
+                    "cells": [],
+                    "text": f"{transport.upper()}: " + extra.removeprefix(". Other goals — "),
+                    "trade_off": "",
+                }
             )
             continue
         if meeting:
             best = meeting[0]
             chosen = table[best]
-            dual = chosen.get("dual-stack") or {}
+            dual = chosen.get("dual-stack", {})
             setting = best if best != "none" else "no option"
             design = dual.get("design") or ""
-            text = f"{transport.upper()}: set {setting}" + (f"; dual-stack: {design}" if design else "")
+            text = f"{transport.upper()}: set {setting}" + (
+                f"; dual-stack: {design}" if design else ""
+            )
             text += f" — meets {', '.join(wants)} here"
             out.append(
                 {
@@ -142,8 +151,8 @@ def recommend(goal_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         trade = []
         for b in bases:
-            got = [g for g in wants if table[b][g] and table[b][g]["meets"]]
-            lost = [g for g in wants if table[b][g] and table[b][g]["meets"] is False]
+            got = [g for g in wants if table[b][g]["meets"]]
+            lost = [g for g in wants if table[b][g]["meets"] is False]
             if got and lost:
                 why = table[b][lost[0]]
                 trade.append(
@@ -167,11 +176,18 @@ def recommend(goal_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _best(rows_: list[dict[str, Any]], base: str, goal: str) -> dict[str, Any] | None:
-    """A base's row for a goal: for dual-stack, its best V6ONLY variant."""
+def _best(rows_: list[dict[str, Any]], base: str, goal: str) -> dict[str, Any]:
+    """A base's row for a goal: for dual-stack, its best V6ONLY variant (none: unknown)."""
     found = [r for r in rows_ if _base(r) == base and r["goal"] == goal]
     rank = {True: 0, None: 1, False: 2}
-    return min(found, key=lambda r: rank[r["meets"]]) if found else None
+    unknown: dict[str, Any] = {
+        "meets": None,
+        "cells": [],
+        "why": "not run",
+        "options": [],
+        "design": "",
+    }
+    return min(found, key=lambda r: rank[r["meets"]]) if found else unknown
 
 
 def _others(goal_rows: list[dict[str, Any]], transport: str) -> str:
@@ -181,7 +197,9 @@ def _others(goal_rows: list[dict[str, Any]], transport: str) -> str:
         met = [
             r["candidate"]
             for r in goal_rows
-            if r["transport"] == transport and r["goal"] == goal and r["kind"] == "options"
+            if r["transport"] == transport
+            and r["goal"] == goal
+            and r["kind"] == "options"
             and r["meets"]
         ]
         if any(r["goal"] == goal and r["transport"] == transport for r in goal_rows):

@@ -72,16 +72,49 @@ def test_cells_are_candidates_times_rivals_times_variants(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("old", "new", "said"),
     [
-        ("    need: {outcome: fail, else_silent: [rival]}\n", "", "rival-here': a goal suite's case needs 'need:'"),
-        ("else_silent: [rival]", "else_silent: [rivl]", "need.else_silent: 'rivl' is not a socket of this case; valid choices: mine, rival; did you mean 'rival'?"),
+        (
+            "    need: {outcome: fail, else_silent: [rival]}\n",
+            "",
+            "rival-here': a goal suite's case needs 'need:'",
+        ),
+        (
+            "else_silent: [rival]",
+            "else_silent: [rivl]",
+            "need.else_silent: 'rivl' is not a socket of this case; "
+            "valid choices: mine, rival; did you mean 'rival'?",
+        ),
         ("  rivals: [none, SO_REUSEPORT]\n", "", "rival sockets need the goal's 'rivals:' list"),
-        ("{candidate: true, address: specific}", "{candidate: true, options: [SO_REUSEADDR], address: specific}", "socket 'mine' takes its options from the candidate; drop 'options'"),
-        ("{candidate: true, address: specific}", "{address: specific}", "a situation needs 'my' socket: mark one 'candidate: true'"),
-        ("transport: tcp", "transport: sctp", "goal.transport: 'sctp' is not allowed; valid choices: tcp, udp"),
+        (
+            "{candidate: true, address: specific}",
+            "{candidate: true, options: [SO_REUSEADDR], address: specific}",
+            "socket 'mine' takes its options from the candidate; drop 'options'",
+        ),
+        (
+            "{candidate: true, address: specific}",
+            "{address: specific}",
+            "a situation needs 'my' socket: mark one 'candidate: true'",
+        ),
+        (
+            "transport: tcp",
+            "transport: sctp",
+            "goal.transport: 'sctp' is not allowed; valid choices: tcp, udp",
+        ),
         ("rivals: [none, SO_REUSEPORT]", "rivals: [none, SO_REUSEPROT]", "goal.rivals[1]"),
-        ("steps: [bind mine,", "steps: [kill mine, bind mine,", "kill needs a socket held by another process"),
-        ("outcome: fail, else_silent", "outcome: ok, else_silent", "else_silent goes with outcome: fail"),
-        ("variants: {family: [inet]}", "variants: {type: [dgram]}", "the goal's transport (tcp) decides the socket type"),
+        (
+            "steps: [bind mine,",
+            "steps: [kill mine, bind mine,",
+            "kill needs a socket held by another process",
+        ),
+        (
+            "outcome: fail, else_silent",
+            "outcome: ok, else_silent",
+            "else_silent goes with outcome: fail",
+        ),
+        (
+            "variants: {family: [inet]}",
+            "variants: {type: [dgram]}",
+            "the goal's transport (tcp) decides the socket type",
+        ),
     ],
 )
 def test_goal_mistakes_are_reported_with_position(
@@ -94,7 +127,9 @@ def test_goal_mistakes_are_reported_with_position(
 
 
 def test_goal_keys_outside_a_goal_suite_are_errors(tmp_path: Path) -> None:
-    plain = GOAL.replace("oracles: {}", "oracles:\n  x: {kind: measured, source: here, applies: {os: linux}}")
+    plain = GOAL.replace(
+        "oracles: {}", "oracles:\n  x: {kind: measured, source: here, applies: {os: linux}}"
+    )
     plain = plain.split("goal:\n")[0] + "cases:" + plain.split("cases:")[1]
     text = errors(tmp_path, plain)
     assert "'need' belongs to goal suites: add a suite-level 'goal:' block" in text
@@ -111,10 +146,23 @@ def test_an_ordinary_suite_still_needs_an_oracle(tmp_path: Path) -> None:
 def observed(outcome: str, received: dict[str, int] | None, failed: str = "") -> dict:  # type: ignore[type-arg]
     steps = [{"socket": "mine", "call": "bind", "outcome": "ok", "errno": 0, "error": ""}]
     if failed:
-        steps.append({"socket": "rival", "call": "bind", "outcome": failed, "errno": 98, "error": "EADDRINUSE"})
+        steps.append(
+            {
+                "socket": "rival",
+                "call": "bind",
+                "outcome": failed,
+                "errno": 98,
+                "error": "EADDRINUSE",
+            }
+        )
     delivery = None
     if received is not None:
-        delivery = {"target": "127.0.0.1", "sent": sum(received.values()), "received": received, "receiver": "both"}
+        delivery = {
+            "target": "127.0.0.1",
+            "sent": sum(received.values()),
+            "received": received,
+            "receiver": "both",
+        }
     return {"outcome": outcome, "steps": steps, "delivery": delivery}
 
 
@@ -127,10 +175,14 @@ def test_needs_are_judged_from_outcome_and_delivery(tmp_path: Path) -> None:
     assert met and "rival received none of 16" in why
     met, why = goals.judge_need(situation, observed("ok", {"mine": 9, "rival": 7}))
     assert not met and "rival received 7 of 16" in why
-    share = goals.Situation(**{**situation.__dict__, "need": goals.Need("ok", receive=("mine", "rival"))})
+    share = goals.Situation(
+        **{**situation.__dict__, "need": goals.Need("ok", receive=("mine", "rival"))}
+    )
     assert goals.judge_need(share, observed("ok", {"mine": 9, "rival": 7}))[0] is True
     assert goals.judge_need(share, observed("ok", {"mine": 16, "rival": 0}))[0] is False
-    every = goals.Situation(**{**situation.__dict__, "need": goals.Need("ok", receive_all=("mine",))})
+    every = goals.Situation(
+        **{**situation.__dict__, "need": goals.Need("ok", receive_all=("mine",))}
+    )
     assert goals.judge_need(every, observed("ok", {"mine": 8, "rival": 8}))[0] is False
     assert goals.judge_need(every, observed("ok", {"mine": 16, "rival": 0}))[0] is True
 
@@ -161,7 +213,9 @@ cases:
 
 @pytest.mark.skipif(OS == "windows", reason="SO_REUSEADDR sharing differs; the text is the same")
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
-def test_open_questions_run_and_say_what_happened(pytester: pytest.Pytester, workers: list[str]) -> None:
+def test_open_questions_run_and_say_what_happened(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
     pytester.makefile(".bind.yaml", open=OPEN)
     md, page = pytester.path / "r.md", pytester.path / "r.html"
     result = pytester.runpytest_subprocess(
@@ -170,7 +224,9 @@ def test_open_questions_run_and_say_what_happened(pytester: pytest.Pytester, wor
     assert result.ret == 0
     text = result.stdout.str()
     assert "OBSERVED ok" in text  # -v status word
-    assert "observed ok at 'bind b'; every call succeeded; 16 sent to 127.0.0.1; received a:" in text
+    assert (
+        "observed ok at 'bind b'; every call succeeded; 16 sent to 127.0.0.1; received a:" in text
+    )
     assert "PASSES" in text  # -rA shows the answer section
     assert "## Open questions answered (1)" in md.read_text()
     assert "who received the traffic" in md.read_text()
@@ -182,17 +238,24 @@ def test_measure_prints_who_received_the_traffic(tmp_path: Path) -> None:
     path.write_text(OPEN)
     out = subprocess.run(
         [sys.executable, "-m", "pytest_bindconform", "measure", str(path), "--oracle", "here"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "# who received the traffic:" in out
     assert "# what-happens[udp4]: received by " in out and "(16 sent to 127.0.0.1; a: " in out
 
 
 def test_facts_appear_next_to_their_suite(pytester: pytest.Pytester) -> None:
-    text = OPEN.replace("references: []", 'references: []\nfacts:\n  - {fact: "UDP <shares> freely", source: "a test"}')
+    text = OPEN.replace(
+        "references: []",
+        'references: []\nfacts:\n  - {fact: "UDP <shares> freely", source: "a test"}',
+    )
     pytester.makefile(".bind.yaml", open=text)
     md, page = pytester.path / "r.md", pytester.path / "r.html"
-    pytester.runpytest_subprocess(*ARGS, "--bindconform-md", str(md), "--bindconform-html", str(page))
+    pytester.runpytest_subprocess(
+        *ARGS, "--bindconform-md", str(md), "--bindconform-html", str(page)
+    )
     assert "UDP &lt;shares&gt; freely — _a test_" in md.read_text()
     html = page.read_text()
     assert "UDP &lt;shares&gt; freely" in html and "<shares>" not in html

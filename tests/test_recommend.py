@@ -55,9 +55,22 @@ def linux_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, 
     for label, workers in (("no-xdist", []), ("xdist", ["-n", "2"])):
         target = base / f"{label}.json"
         subprocess.run(
-            [sys.executable, "-m", "pytest", *ARGS, *workers, "-q", "cases",
-             "--bindconform-json", str(target), "--bindconform-md", str(base / f"{label}.md")],
-            cwd=base, check=True, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                *ARGS,
+                *workers,
+                "-q",
+                "cases",
+                "--bindconform-json",
+                str(target),
+                "--bindconform-md",
+                str(base / f"{label}.md"),
+            ],
+            cwd=base,
+            check=True,
+            capture_output=True,
         )
         out[label] = json.loads(target.read_text())
         out[label]["_md"] = (base / f"{label}.md").read_text()
@@ -66,7 +79,8 @@ def linux_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, 
 
 def row(report: dict[str, Any], goal: str, transport: str, candidate: str) -> dict[str, Any]:
     return next(
-        r for r in report["recommendations"]["goals"]
+        r
+        for r in report["recommendations"]["goals"]
         if (r["goal"], r["transport"], r["candidate_id"]) == (goal, transport, candidate)
     )
 
@@ -82,14 +96,21 @@ def test_linux_recommendations_agree_with_the_librarys_measured_cells(
     udp = measured("posix-pairwise-udp.bind.yaml", same_pair("udp"))
     restart = measured(
         "lifecycle-restart.bind.yaml",
-        lambda c: {0: "none", 1: "SO_REUSEADDR"}.get(c.position.row)
-        if c.position.row == c.position.column and c.profile == "reuseaddr"
-        and c.variant.endswith("tcp4-time-wait") else None,
+        lambda c: (
+            {0: "none", 1: "SO_REUSEADDR"}.get(c.position.row)
+            if c.position.row == c.position.column
+            and c.profile == "reuseaddr"
+            and c.variant.endswith("tcp4-time-wait")
+            else None
+        ),
     )
     sharing = measured(
         "lifecycle-sharing.bind.yaml",
-        lambda c: {"reuseaddr": "SO_REUSEADDR", "reuseport": "SO_REUSEPORT"}[c.profile]
-        if c.key == "shared-udp-port" else None,
+        lambda c: (
+            {"reuseaddr": "SO_REUSEADDR", "reuseport": "SO_REUSEPORT"}[c.profile]
+            if c.key == "shared-udp-port"
+            else None
+        ),
     )
     for name in OPTIONS:
         # exclusive: a same-option second listener on my address is refused (measured INUSE)
@@ -118,24 +139,37 @@ def goal_row(goal: str, cid: str, meets: bool | None, transport: str = "tcp") ->
     options = [] if cid == "none" else cid.split(".")[0].split("+")
     v6 = {"dual": False, "v6only": True}.get(cid.split(".")[-1]) if "." in cid else None
     return {
-        "goal": goal, "transport": transport, "candidate": cid, "candidate_id": cid,
-        "kind": "options", "options": options, "v6only": v6, "meets": meets,
-        "cells": [f"c::{goal}[{cid}]"], "why": f"{cid} {goal} why", "basis": "measured",
+        "goal": goal,
+        "transport": transport,
+        "candidate": cid,
+        "candidate_id": cid,
+        "kind": "options",
+        "options": options,
+        "v6only": v6,
+        "meets": meets,
+        "cells": [f"c::{goal}[{cid}]"],
+        "why": f"{cid} {goal} why",
+        "basis": "measured",
         "not_run": [],
     }
 
 
 def test_the_trade_off_is_said_where_no_candidate_meets_all() -> None:
     rows = [
-        goal_row("exclusive", "none", True), goal_row("restart", "none", False),
+        goal_row("exclusive", "none", True),
+        goal_row("restart", "none", False),
         goal_row("dual-stack", "none.dual", True),
-        goal_row("exclusive", "SO_REUSEPORT", False), goal_row("restart", "SO_REUSEPORT", True),
+        goal_row("exclusive", "SO_REUSEPORT", False),
+        goal_row("restart", "SO_REUSEPORT", True),
         goal_row("dual-stack", "SO_REUSEPORT.dual", True),
         goal_row("exclusive", "SO_EXCLUSIVEADDRUSE", None),
     ]
     (rec,) = recommend.recommend(rows)
     assert rec["candidate"] is None and rec["meets"] is False
-    assert "none meets exclusive, dual-stack but not restart (none restart why; c::restart[none])" in rec["trade_off"]
+    assert (
+        "none meets exclusive, dual-stack but not restart (none restart why; c::restart[none])"
+        in rec["trade_off"]
+    )
     assert "SO_REUSEPORT meets restart, dual-stack but not exclusive" in rec["trade_off"]
     rows.append(goal_row("restart", "SO_EXCLUSIVEADDRUSE", True))
     rows.append(goal_row("dual-stack", "SO_EXCLUSIVEADDRUSE.v6only", True))
@@ -144,8 +178,18 @@ def test_the_trade_off_is_said_where_no_candidate_meets_all() -> None:
 
 
 def test_a_candidate_is_unknown_when_a_situation_could_not_run_but_false_wins() -> None:
-    def cell(met: bool | None, where_possible: bool = False, applies: bool = True) -> dict[str, Any]:
-        return {"id": f"x{met}{where_possible}{applies}", "goal": {"met": met, "where_possible": where_possible, "applies": applies, "design": None}}
+    def cell(
+        met: bool | None, where_possible: bool = False, applies: bool = True
+    ) -> dict[str, Any]:
+        return {
+            "id": f"x{met}{where_possible}{applies}",
+            "goal": {
+                "met": met,
+                "where_possible": where_possible,
+                "applies": applies,
+                "design": None,
+            },
+        }
 
     assert recommend.verdict([cell(True), cell(None)])[0] is None
     assert recommend.verdict([cell(True), cell(None, where_possible=True)])[0] is True
@@ -155,7 +199,9 @@ def test_a_candidate_is_unknown_when_a_situation_could_not_run_but_false_wins() 
 
 
 @pytest.mark.skipif(not LINUX, reason="uses the Linux run")
-def test_merged_report_leads_with_goal_by_os(linux_runs: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+def test_merged_report_leads_with_goal_by_os(
+    linux_runs: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
     host = {k: v for k, v in linux_runs["no-xdist"].items() if k != "_md"}
     other = json.loads(json.dumps(host))  # a second host: same cells, another OS label
     other["run_info"]["host"].update(os="freebsd", os_release="FreeBSD 14.1 (simulated)")
@@ -168,14 +214,18 @@ def test_merged_report_leads_with_goal_by_os(linux_runs: dict[str, dict[str, Any
     assert model.problems(merged) == []
     lead = merged["recommendations"]["table"]
     assert {(t["os"], t["transport"], t["candidate"], t["basis"]) for t in lead} >= {
-        ("linux", "tcp", "SO_REUSEADDR", "measured"), ("freebsd", "tcp", "SO_REUSEADDR", "measured")
+        ("linux", "tcp", "SO_REUSEADDR", "measured"),
+        ("freebsd", "tcp", "SO_REUSEADDR", "measured"),
     }
     md = markdown.render_merged(merged)
     assert md.index("## Recommended setting per OS") < md.index("| host | gate")
-    assert "| TCP: exclusive + restart + dual-stack | SO_REUSEADDR; one [::] socket with V6ONLY off [measured] |" in md
+    assert (
+        "| TCP: exclusive + restart + dual-stack "
+        "| SO_REUSEADDR; one [::] socket with V6ONLY off [measured] |" in md
+    )
 
 
-LIBRARIES = '''
+LIBRARIES = """
 import socket, sys, types
 from dataclasses import dataclass
 
@@ -193,7 +243,8 @@ class LibraryProfile:
 
 def profiles():
     return [
-        LibraryProfile("socket.create_server", "CPython socket", "socket.create_server(addr)", "3.11", "tcp",
+        LibraryProfile("socket.create_server", "CPython socket", "socket.create_server(addr)",
+                       "3.11", "tcp",
                        {"linux": ("SO_REUSEADDR",)}, {"linux": None},
                        "https://github.com/python/cpython/blob/3.11/Lib/socket.py#L905"),
         LibraryProfile("dotnet.reuseaddress", ".NET", "Socket.ReuseAddress = true", "8.0", "tcp",
@@ -213,7 +264,7 @@ def factory(profile_id):
 module = types.ModuleType("pytest_bindconform.libraries")
 module.LibraryProfile, module.profiles, module.factory = LibraryProfile, profiles, factory
 sys.modules["pytest_bindconform.libraries"] = module
-'''
+"""
 
 
 @pytest.mark.skipif(not LINUX, reason="the verdicts are Linux's")
@@ -223,8 +274,16 @@ def test_library_profiles_are_candidates_called_or_described(pytester: pytest.Py
     pytester.makeconftest(LIBRARIES)  # stands in for pytest_bindconform.libraries
     out, md, page = (pytester.path / f"r.{x}" for x in ("json", "md", "html"))
     result = pytester.runpytest_subprocess(
-        *ARGS, "-k", "lib", "cases", "--bindconform-json", str(out),
-        "--bindconform-md", str(md), "--bindconform-html", str(page),
+        *ARGS,
+        "-k",
+        "lib",
+        "cases",
+        "--bindconform-json",
+        str(out),
+        "--bindconform-md",
+        str(md),
+        "--bindconform-html",
+        str(page),
     )
     assert result.ret == 0, result.stdout.str()
     report = json.loads(out.read_text())
@@ -240,13 +299,21 @@ def test_library_profiles_are_candidates_called_or_described(pytester: pytest.Py
     assert "### Libraries (their defaults) × goal" in text
     assert "| Socket.ReuseAddress = true | ✗ misses |" in text
     assert "Libraries (their defaults) × goal" in page.read_text()
-    made = [r for r in report["results"] if "lib.socket.create_server" in r["name"] and r["observed"]]
+    made = [
+        r for r in report["results"] if "lib.socket.create_server" in r["name"] and r["observed"]
+    ]
     assert made and made[0]["observed"]["steps"][0]["set"]["options"] == ["SO_REUSEADDR"]
 
 
 def test_summary_lines_lead_with_the_recommendation() -> None:
-    report = {"recommendations": {"os": "linux", "goals": [], "recommended": [
-        {"text": "TCP: set SO_REUSEADDR — meets exclusive", "trade_off": ""}]}}
+    report = {
+        "recommendations": {
+            "os": "linux",
+            "goals": [],
+            "recommended": [{"text": "TCP: set SO_REUSEADDR — meets exclusive", "trade_off": ""}],
+        }
+    }
     assert answers.summary_lines(report, quiet=False) == [
-        "recommendations (linux, measured here):", "  TCP: set SO_REUSEADDR — meets exclusive"
+        "recommendations (linux, measured here):",
+        "  TCP: set SO_REUSEADDR — meets exclusive",
     ]

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ARGS = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-k", "server")
 LINUX = sys.platform.startswith("linux")
 
-FACTORIES = '''
+FACTORIES = """
 import socket
 
 FAMILIES = {"inet": socket.AF_INET, "inet6": socket.AF_INET6}
@@ -49,7 +49,7 @@ def not_a_socket(family, type, address, port):
 
 def two_args(family, port):
     return None
-'''
+"""
 
 
 @pytest.fixture
@@ -76,9 +76,15 @@ def test_reuseport_server_misses_exclusive_reuseaddr_meets_it(
 ) -> None:
     out = project.path / "r.json"
     result = project.runpytest_subprocess(
-        *ARGS, *workers, "cases", "--bindconform-json", str(out),
-        "--bindconform-server", "rp=myservers:reuseport",
-        "--bindconform-server", "ra=myservers:reuseaddr",
+        *ARGS,
+        *workers,
+        "cases",
+        "--bindconform-json",
+        str(out),
+        "--bindconform-server",
+        "rp=myservers:reuseport",
+        "--bindconform-server",
+        "ra=myservers:reuseaddr",
     )
     assert result.ret == 0, result.stdout.str()
     assert rows(out, "rp")["exclusive"]["meets"] is False
@@ -105,8 +111,12 @@ def test_require_fails_the_run_naming_goal_situation_and_cell(project: pytest.Py
         text,
     ), text
     ok = project.runpytest_subprocess(
-        *ARGS, "cases", "--bindconform-server", "ra=myservers:reuseaddr",
-        "--bindconform-require", "exclusive",
+        *ARGS,
+        "cases",
+        "--bindconform-server",
+        "ra=myservers:reuseaddr",
+        "--bindconform-require",
+        "exclusive",
     )
     assert ok.ret == 0, ok.stdout.str()
 
@@ -114,9 +124,15 @@ def test_require_fails_the_run_naming_goal_situation_and_cell(project: pytest.Py
 @pytest.mark.parametrize(
     ("target", "said"),
     [
-        ("myservers:broken", "server factory 'myservers:broken' raised RuntimeError: config file missing"),
+        (
+            "myservers:broken",
+            "server factory 'myservers:broken' raised RuntimeError: config file missing",
+        ),
         ("myservers:not_a_socket", "returned int 42, not a socket.socket"),
-        ("myservers:two_args", "has the wrong signature: it must accept (family, type, address, port)"),
+        (
+            "myservers:two_args",
+            "has the wrong signature: it must accept (family, type, address, port)",
+        ),
         ("nosuchmodule:make", "module 'nosuchmodule' is not importable: ModuleNotFoundError"),
         ("myservers:missing", "'myservers' has no attribute 'missing'"),
     ],
@@ -126,8 +142,15 @@ def test_bad_factories_are_named_errors_and_other_cells_run(
 ) -> None:
     out = project.path / "r.json"
     result = project.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-k", "rival-on-my-address and (server or SO_REUSEADDR-vs-none)",
-        "cases", "--bindconform-json", str(out), "--bindconform-server", f"bad={target}",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "rival-on-my-address and (server or SO_REUSEADDR-vs-none)",
+        "cases",
+        "--bindconform-json",
+        str(out),
+        "--bindconform-server",
+        f"bad={target}",
     )
     text = result.stdout.str()
     assert said in text, text
@@ -139,8 +162,11 @@ def test_bad_factories_are_named_errors_and_other_cells_run(
     assert set(bad) <= {"error", "skip"} and bad.count("error") >= 4, statuses
     others = [s for n, s in statuses.items() if "server.bad" not in n]
     assert others and "error" not in others, statuses
-    result.assert_outcomes(errors=bad.count("error"), passed=others.count("ungated"),
-                           skipped=bad.count("skip") + others.count("skip"))
+    result.assert_outcomes(
+        errors=bad.count("error"),
+        passed=others.count("ungated"),
+        skipped=bad.count("skip") + others.count("skip"),
+    )
 
 
 def test_malformed_server_option_is_a_usage_error(project: pytest.Pytester) -> None:

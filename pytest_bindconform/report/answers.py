@@ -7,6 +7,7 @@ which options should my server set on this OS? — is answered before the ledger
 
 from __future__ import annotations
 
+import contextlib
 import html
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,10 +43,8 @@ def run_candidates(servers: list[str], require: str, os_family: str) -> RunCandi
             f"bindconform_require ({' '.join(wanted)}) needs a server to judge: declare one "
             "with --bindconform-server NAME=module:callable"
         )
-    try:
+    with contextlib.suppress(ImportError, FactoryProblem):  # the libraries package is optional
         extra += library_candidates(profiles(), os_family)
-    except (ImportError, FactoryProblem):
-        pass
     return RunCandidates(extra, wanted)
 
 
@@ -56,7 +55,8 @@ def received_text(delivery: dict[str, Any] | None) -> str:
     if not delivery:
         return "no traffic sent (fewer than two sockets could receive it)"
     counts = ", ".join(f"{n}: {k}" for n, k in delivery["received"].items())
-    return f"{delivery['sent']} sent to {delivery['target']}; received {counts} -> {delivery['receiver']}"
+    sent = f"{delivery['sent']} sent to {delivery['target']}"
+    return f"{sent}; received {counts} -> {delivery['receiver']}"
 
 
 def failing_call(record: dict[str, Any]) -> str:
@@ -77,8 +77,10 @@ def answer_line(record: dict[str, Any]) -> str:
     )
     g = record.get("goal")
     if g:
-        line = f"{g['goal']} ({g['transport']}) {MEETS[g['met']]} for {g['candidate_name']}: " \
+        line = (
+            f"{g['goal']} ({g['transport']}) {MEETS[g['met']]} for {g['candidate_name']}: "
             f"{g['why']} — {line}"
+        )
     return line
 
 
@@ -106,13 +108,22 @@ def summary_lines(report: dict[str, Any], quiet: bool) -> list[str]:
             lines.append(f"    trade-off: {rec['trade_off']}")
     servers = [r for r in recs["goals"] if r["kind"] in ("server", "library")]
     for r in [] if quiet else [r for r in servers if r["kind"] == "server"]:
-        lines.append(f"  server {r['candidate']}: {r['goal']} ({r['transport']}) {MEETS[r['meets']]}")
+        lines.append(
+            f"  server {r['candidate']}: {r['goal']} ({r['transport']}) {MEETS[r['meets']]}"
+        )
     libs = [r for r in servers if r["kind"] == "library"]
     if libs and not quiet:
-        missed = sorted({f"{r['candidate']} ({r['transport']} {r['goal']})" for r in libs
-                         if r["meets"] is False})
-        lines.append(f"  libraries: {len({r['candidate'] for r in libs})} judged; "
-                     f"{len(missed)} miss a goal" + (f": {', '.join(missed[:6])}" if missed else ""))
+        missed = sorted(
+            {
+                f"{r['candidate']} ({r['transport']} {r['goal']})"
+                for r in libs
+                if r["meets"] is False
+            }
+        )
+        lines.append(
+            f"  libraries: {len({r['candidate'] for r in libs})} judged; "
+            f"{len(missed)} miss a goal" + (f": {', '.join(missed[:6])}" if missed else "")
+        )
     return lines
 
 
@@ -149,10 +160,16 @@ def markdown_lines(report: dict[str, Any]) -> list[str]:
     out: list[str] = []
     if recs:
         out += ["## Recommendations", "", f"Measured on this host ({_md(recs['os'])}).", ""]
-        out += [f"* **{_md(r['text'])}**" + (f" — trade-off: {_md(r['trade_off'])}"
-                if r["trade_off"] else "") for r in recs["recommended"]]
-        for kind, title in (("options", "Candidates"), ("server", "Your servers"),
-                            ("library", "Libraries (their defaults)")):
+        out += [
+            f"* **{_md(r['text'])}**"
+            + (f" — trade-off: {_md(r['trade_off'])}" if r["trade_off"] else "")
+            for r in recs["recommended"]
+        ]
+        for kind, title in (
+            ("options", "Candidates"),
+            ("server", "Your servers"),
+            ("library", "Libraries (their defaults)"),
+        ):
             head, body = goal_matrix(recs["goals"], kind)
             if not body:
                 continue
@@ -161,18 +178,32 @@ def markdown_lines(report: dict[str, Any]) -> list[str]:
         deciding = [r for r in recs["goals"] if r["meets"] is not True and r["cells"]]
         if deciding:
             out += ["", "<details><summary>Why a candidate misses (deciding cell)</summary>", ""]
-            out += [f"* {_md(r['candidate'])} — {_md(r['goal'])} {_md(r['transport'])}: "
-                    f"{_md(r['why'])} (`{_md(r['cells'][0])}`)" for r in deciding[:200]]
+            out += [
+                f"* {_md(r['candidate'])} — {_md(r['goal'])} {_md(r['transport'])}: "
+                f"{_md(r['why'])} (`{_md(r['cells'][0])}`)"
+                for r in deciding[:200]
+            ]
             out += ["", "</details>"]
     questions = [r for r in report["results"] if r["status"] == "ungated" and not r.get("goal")]
     if questions:
-        out += ["", f"## Open questions answered ({len(questions)})", "",
-                "Cells no oracle for this OS makes a claim on: what happened here.", "",
-                _row("cell", "outcome", "failing call", "who received the traffic"),
-                "|---|---|---|---|"]
-        out += [_row(r["id"], (r.get("observed") or {}).get("outcome"), failing_call(r),
-                     received_text((r.get("observed") or {}).get("delivery")))
-                for r in questions[:300]]
+        out += [
+            "",
+            f"## Open questions answered ({len(questions)})",
+            "",
+            "Cells no oracle for this OS makes a claim on: what happened here.",
+            "",
+            _row("cell", "outcome", "failing call", "who received the traffic"),
+            "|---|---|---|---|",
+        ]
+        out += [
+            _row(
+                r["id"],
+                (r.get("observed") or {}).get("outcome"),
+                failing_call(r),
+                received_text((r.get("observed") or {}).get("delivery")),
+            )
+            for r in questions[:300]
+        ]
         if len(questions) > 300:
             out.append(f"\n{len(questions) - 300} more in the JSON report")
     facts = [(sid, s) for sid, s in report.get("suites", {}).items() if s.get("facts")]
@@ -196,18 +227,32 @@ def merged_markdown_lines(merged: dict[str, Any]) -> list[str]:
     recs = merged.get("recommendations")
     if not recs:
         return []
-    out = ["## Recommended setting per OS", "", _row("goal", *_oses(recs)), "|---|" + "---|" * len(_oses(recs))]
+    out = [
+        "## Recommended setting per OS",
+        "",
+        _row("goal", *_oses(recs)),
+        "|---|" + "---|" * len(_oses(recs)),
+    ]
     for line in _lead_rows(recs):
         out.append(_row(*line))
     libs = [r for r in recs["goals"] if r["kind"] == "library"]
     if libs:
         oses = _oses(recs)
-        out += ["", "### Libraries × goal per OS", "", _row("library call", "goal", *oses),
-                "|---|---|" + "---|" * len(oses)]
+        out += [
+            "",
+            "### Libraries × goal per OS",
+            "",
+            _row("library call", "goal", *oses),
+            "|---|---|" + "---|" * len(oses),
+        ]
         by = {(r["candidate"], r["goal"], r["transport"], r["os"]): r for r in libs}
-        for cand, goal, transport in dict.fromkeys((r["candidate"], r["goal"], r["transport"]) for r in libs):
+        for cand, goal, transport in dict.fromkeys(
+            (r["candidate"], r["goal"], r["transport"]) for r in libs
+        ):
             cells = [by.get((cand, goal, transport, o)) for o in oses]
-            out.append(_row(cand, f"{goal} {transport}", *(_cell_md(c) if c else "—" for c in cells)))
+            out.append(
+                _row(cand, f"{goal} {transport}", *(_cell_md(c) if c else "—" for c in cells))
+            )
     return out + [""]
 
 
@@ -266,31 +311,51 @@ def html_fragment(report: dict[str, Any]) -> str:
             + "</li>"
             for r in recs["recommended"]
         )
-        parts.append(f'<section id="recommendations"><h2>Recommendations</h2>'
-                     f"<p>Measured on this host ({_e(recs['os'])}).</p><ul>{items}</ul>")
-        for kind, title in (("options", "Candidates"), ("server", "Your servers"),
-                            ("library", "Libraries (their defaults)")):
+        parts.append(
+            f'<section id="recommendations"><h2>Recommendations</h2>'
+            f"<p>Measured on this host ({_e(recs['os'])}).</p><ul>{items}</ul>"
+        )
+        for kind, title in (
+            ("options", "Candidates"),
+            ("server", "Your servers"),
+            ("library", "Libraries (their defaults)"),
+        ):
             head, body = goal_matrix(recs["goals"], kind)
             if body:
                 parts.append(f"<h3>{_e(title)} × goal</h3>")
-                parts.append(_table(head, [[_e(c), *(_cell_html(x) for x in cells)]
-                                           for c, *cells in body]))
+                parts.append(
+                    _table(head, [[_e(c), *(_cell_html(x) for x in cells)] for c, *cells in body])
+                )
         missed = [r for r in recs["goals"] if r["meets"] is not True and r["cells"]]
         if missed:
-            lis = "".join(f"<li>{_e(r['candidate'])} — {_e(r['goal'])} {_e(r['transport'])}: "
-                          f"{_e(r['why'])} <code>{_e(r['cells'][0])}</code></li>" for r in missed)
-            parts.append(f"<details><summary>Why a candidate misses (deciding cell)</summary>"
-                         f"<ul>{lis}</ul></details>")
+            lis = "".join(
+                f"<li>{_e(r['candidate'])} — {_e(r['goal'])} {_e(r['transport'])}: "
+                f"{_e(r['why'])} <code>{_e(r['cells'][0])}</code></li>"
+                for r in missed
+            )
+            parts.append(
+                f"<details><summary>Why a candidate misses (deciding cell)</summary>"
+                f"<ul>{lis}</ul></details>"
+            )
         parts.append("</section>")
     questions = [r for r in report["results"] if r["status"] == "ungated" and not r.get("goal")]
     if questions:
-        body = [[_e(r["id"]), _e((r.get("observed") or {}).get("outcome")), _e(failing_call(r)),
-                 _e(received_text((r.get("observed") or {}).get("delivery")))] for r in questions]
-        parts.append(f'<section id="open-questions"><h2>Open questions answered '
-                     f"({len(questions)})</h2><p>Cells no oracle for this OS makes a claim on: "
-                     "what happened here.</p>"
-                     + _table(["cell", "outcome", "failing call", "who received the traffic"], body)
-                     + "</section>")
+        body = [
+            [
+                _e(r["id"]),
+                _e((r.get("observed") or {}).get("outcome")),
+                _e(failing_call(r)),
+                _e(received_text((r.get("observed") or {}).get("delivery"))),
+            ]
+            for r in questions
+        ]
+        parts.append(
+            f'<section id="open-questions"><h2>Open questions answered '
+            f"({len(questions)})</h2><p>Cells no oracle for this OS makes a claim on: "
+            "what happened here.</p>"
+            + _table(["cell", "outcome", "failing call", "who received the traffic"], body)
+            + "</section>"
+        )
     facts = facts_html(report.get("suites", {}))
     if facts:
         parts.append(f'<section id="facts"><h2>Facts, by suite</h2>{facts}</section>')
@@ -301,7 +366,9 @@ def facts_html(suites: dict[str, Any]) -> str:
     out = []
     for sid, s in suites.items():
         if s.get("facts"):
-            lis = "".join(f"<li>{_e(f['fact'])} <i>— {_e(f['source'])}</i></li>" for f in s["facts"])
+            lis = "".join(
+                f"<li>{_e(f['fact'])} <i>— {_e(f['source'])}</i></li>" for f in s["facts"]
+            )
             out.append(f"<h3>{_e(s['title'])} <code>{_e(sid)}</code></h3><ul>{lis}</ul>")
     return "".join(out)
 
@@ -311,13 +378,17 @@ def merged_html_fragment(merged: dict[str, Any]) -> str:
     if not recs:
         return ""
     oses = _oses(recs)
-    parts = ['<section id="recommendations"><h2>Recommended setting per OS</h2>',
-             _table(["goal", *oses], [[_e(c) for c in line] for line in _lead_rows(recs)])]
+    parts = [
+        '<section id="recommendations"><h2>Recommended setting per OS</h2>',
+        _table(["goal", *oses], [[_e(c) for c in line] for line in _lead_rows(recs)]),
+    ]
     libs = [r for r in recs["goals"] if r["kind"] == "library"]
     if libs:
         by = {(r["candidate"], r["goal"], r["transport"], r["os"]): r for r in libs}
-        body = [[_e(c), _e(f"{g} {t}"), *(_cell_html(by.get((c, g, t, o))) for o in oses)]
-                for c, g, t in dict.fromkeys((r["candidate"], r["goal"], r["transport"]) for r in libs)]
+        body = [
+            [_e(c), _e(f"{g} {t}"), *(_cell_html(by.get((c, g, t, o))) for o in oses)]
+            for c, g, t in dict.fromkeys((r["candidate"], r["goal"], r["transport"]) for r in libs)
+        ]
         parts += ["<h3>Libraries × goal per OS</h3>", _table(["library call", "goal", *oses], body)]
     parts.append("</section>")
     return "".join(parts)
