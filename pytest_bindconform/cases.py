@@ -20,7 +20,7 @@ from typing import Any
 
 import jsonschema
 
-from . import goals
+from . import goalcases
 from .model import (
     ADDRESS_ROLES,
     CALLS,
@@ -253,11 +253,11 @@ class _Builder:
             facts=tuple(d.get("facts", [])),
         )
         if "goal" in d:
-            suite.cells += goals.build(self, d, suite)
+            suite.cells += goalcases.build(self, d, suite)
         elif "grid" in d:
             suite.cells += self.grid(d["grid"], suite)
         for i, case in enumerate([] if "goal" in d else d.get("cases", [])):
-            goals.reject_goal_keys(self, case, ("cases", i))
+            goalcases.reject_goal_keys(self, case, ("cases", i))
             suite.cells += self.case(case, ("cases", i), suite) if "expect" in case else []
         if "grid" not in d and not d.get("cases"):
             self.error((), "a suite needs a 'grid' or at least one entry in 'cases'")

@@ -356,13 +356,11 @@ def html_fragment(report: dict[str, Any]) -> str:
             + _table(["cell", "outcome", "failing call", "who received the traffic"], body)
             + "</section>"
         )
-    facts = facts_html(report.get("suites", {}))
-    if facts:
-        parts.append(f'<section id="facts"><h2>Facts, by suite</h2>{facts}</section>')
-    return "".join(parts)
+    return "".join(parts)  # facts sit in each suite's own section (facts_html)
 
 
 def facts_html(suites: dict[str, Any]) -> str:
+    """The suites' facts, under each suite's title (html.render calls it per suite)."""
     out = []
     for sid, s in suites.items():
         if s.get("facts"):
