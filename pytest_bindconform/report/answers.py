@@ -145,10 +145,21 @@ def _meets_md(meets: bool | None) -> str:
 
 
 def goal_matrix(goal_rows: list[dict[str, Any]], kind: str) -> tuple[list[str], list[list[Any]]]:
-    """Candidates x (goal, transport): one cell per pair."""
+    """Candidates x (goal, transport): one cell per pair. Option sets are one row each: a
+    dual-stack cell shows the V6ONLY design that works best."""
+
+    def name(r: dict[str, Any]) -> str:
+        return " + ".join(r["options"]) or "no option" if r["kind"] == "options" else r["candidate"]
+
     cols = list(dict.fromkeys((r["goal"], r["transport"]) for r in goal_rows))
-    cands = list(dict.fromkeys(r["candidate"] for r in goal_rows if r["kind"] == kind))
-    by = {(r["candidate"], r["goal"], r["transport"]): r for r in goal_rows}
+    mine = [r for r in goal_rows if r["kind"] == kind]
+    rank = {True: 0, None: 1, False: 2}
+    by: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in mine:
+        key = (name(r), r["goal"], r["transport"])
+        if key not in by or rank[r["meets"]] < rank[by[key]["meets"]]:
+            by[key] = r
+    cands = list(dict.fromkeys(name(r) for r in mine))
     head = ["candidate", *(f"{g} {t}" for g, t in cols)]
     body = [[c, *(by.get((c, g, t)) for g, t in cols)] for c in cands]
     return head, body
