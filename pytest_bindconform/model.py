@@ -7,6 +7,7 @@ boundaries without surprises.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 OUTCOMES = ("ok", "INUSE", "ACCESS", "ADDRNOTAVAIL", "INVAL", "NOTSUP", "REFUSED", "TIMEOUT")
 """Outcomes a step can have that an expectation can name."""
@@ -19,6 +20,7 @@ OPTION_NAMES = ("SO_REUSEADDR", "SO_REUSEPORT", "SO_REUSEPORT_LB", "SO_EXCLUSIVE
 ROLES = ("default", "reuse", "exclusive")
 ADDRESS_ROLES = ("wildcard", "specific", "specific2", "v4mapped-specific", "v4mapped-wildcard")
 CALLS = ("bind", "listen", "connect", "accept", "send", "recv", "shutdown", "setsockopt", "close")
+GOAL_CALLS = ("join", "kill")  # join the loopback multicast group; kill the owning child process
 STATES = ("bound", "listening", "closed-established", "time-wait")
 OWNERS = ("self", "process", "other-user")
 OS_FAMILIES = ("windows", "linux", "darwin", "freebsd")
@@ -166,3 +168,4 @@ class Suite:
     grid: dict[str, object] | None = None  # rows/columns labels, orientation, for reports
     facts: tuple[dict[str, str], ...] = ()
     id_position: tuple[int, int] = (1, 1)  # line, column of its 'id:' value, for errors
+    goal: Any = None  # goals.Goal of a goal suite (suite-level 'goal:' block)
