@@ -156,10 +156,29 @@ def add_candidates(suite: Suite, extra: list[Candidate]) -> list[Cell]:
     cells = []
     for candidate in extra:
         if candidate not in goal.candidates:
+            twin = judged_by(candidate, goal.candidates)
             goal.candidates.append(candidate)
-            cells += expand(goal, suite, candidate)
+            if twin is None:
+                cells += expand(goal, suite, candidate)
     suite.cells += cells
     return cells
+
+
+def judged_by(candidate: Candidate, earlier: list[Candidate]) -> Candidate | None:
+    """A library profile only described here (no real call) whose options and V6ONLY equal
+    an earlier candidate's is judged by that candidate's cells: same system calls, so no
+    cells of its own (recommend.described_rows reports it under its name)."""
+    if candidate.kind != "library" or candidate.factory:
+        return None
+    return next(
+        (
+            c
+            for c in earlier
+            if (c.kind == "options" or (c.kind == "library" and not c.factory))
+            and (c.options, c.v6only) == (candidate.options, candidate.v6only)
+        ),
+        None,
+    )
 
 
 # -- running (called by runner.execute) --------------------------------------------

@@ -80,8 +80,43 @@ def rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         if first.get("library"):
             row["library"] = first["library"]
         out.append(row)
+    return sorted(out, key=_order)
+
+
+def _order(row: dict[str, Any]) -> tuple[str, int, tuple[int, int, str]]:
     order = {g: i for i, g in enumerate((*USUAL, "share", "multicast"))}
-    return sorted(out, key=lambda r: (r["transport"], order.get(r["goal"], 9), _simple(r)))
+    return (row["transport"], order.get(row["goal"], 9), _simple(row))
+
+
+def described_rows(goal_rows: list[dict[str, Any]], host_os: str) -> list[dict[str, Any]]:
+    """Rows of library profiles judged by an equal candidate's cells (goals.judged_by):
+    the twin's verdict under the library's name, basis 'described' (its cited options)."""
+    from .candidates import library_candidates, profiles
+
+    try:
+        libs = [c for c in library_candidates(profiles(), host_os) if not c.factory]
+    except ImportError:
+        return []
+    out = []
+    for goal, transport in dict.fromkeys((r["goal"], r["transport"]) for r in goal_rows):
+        mine = [r for r in goal_rows if (r["goal"], r["transport"]) == (goal, transport)]
+        have = {r["candidate_id"] for r in mine}
+        for lib in libs:
+            if lib.id in have or (lib.library or {}).get("transport") not in (None, transport):
+                continue
+            twin = next(
+                (
+                    r
+                    for r in mine
+                    if (tuple(r["options"]), r["v6only"]) == (lib.options, lib.v6only)
+                    and (r["kind"] == "options" or r["kind"] == "library" and "judged_by" not in r)
+                ),
+                None,
+            )
+            if twin is not None:
+                row = {**twin, "candidate": lib.name, "candidate_id": lib.id, "kind": "library"}
+                out.append({**row, "library": lib.library, "judged_by": twin["candidate_id"]})
+    return out
 
 
 def _simple(row: dict[str, Any]) -> tuple[int, int, str]:
@@ -212,6 +247,7 @@ def build(results: list[dict[str, Any]], host_os: str) -> dict[str, Any] | None:
     goal_rows = rows(results)
     if not goal_rows:
         return None
+    goal_rows = sorted(goal_rows + described_rows(goal_rows, host_os), key=_order)
     return {
         "os": host_os,
         "basis": "measured",
