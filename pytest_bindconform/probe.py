@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from . import delivery, locality, ops
 from .host import Host
@@ -261,8 +261,8 @@ class _Run:
         sockets as it does for any dead process."""
         holder = self.where[name]
         answer = record(name, "kill (the owning process)")
-        if isinstance(holder, Child):
-            holder.kill()
+        if holder is not self.local:  # a Child (or simulate.py's stand-in for one)
+            cast(Child, holder).kill()
             self.children = {k: c for k, c in self.children.items() if c is not holder}
             for held in [n for n, h in self.where.items() if h is holder]:
                 del self.where[held]

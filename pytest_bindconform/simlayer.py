@@ -271,7 +271,15 @@ class SimExecutor:
         return "ok", {"count": count}
 
     def _sockname(self, name: str, req: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        return "ok", {"address": self.model(name).address}
+        return "ok", {"address": self.model(name).address, "port": self.home.get(name, 0)}
+
+    def _make(self, name: str, req: dict[str, Any]) -> str:
+        del req  # a candidate's factory makes real sockets: the model has no claim on them
+        return UNKNOWN
+
+    def _join(self, name: str, req: dict[str, Any]) -> str:
+        del req  # the models hold no multicast memberships
+        return UNKNOWN
 
 
 class SimChild:
@@ -287,6 +295,12 @@ class SimChild:
 
     def close(self) -> None:
         self.executor.close_all()
+
+    def kill(self) -> None:
+        """A crash: the kernel closes each of the process's sockets as close() would."""
+        for name in [n for n in self.executor.socks if n in self.executor.home]:
+            self.executor.do({"socket": name, "op": "close"})
+        self.close()
 
 
 __all__ = ["NO_CLAIM", "SimChild", "SimExecutor", "SimSocket", "World"]
