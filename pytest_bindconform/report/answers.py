@@ -101,7 +101,8 @@ def summary_lines(report: dict[str, Any], quiet: bool) -> list[str]:
     recs = report.get("recommendations")
     if not recs:
         return []
-    where = "SIMULATED, from a model" if report["run_info"].get("simulated") else "measured here"
+    simulated = report.get("run_info", {}).get("simulated")
+    where = "SIMULATED, from a model" if simulated else "measured here"
     lines = [f"recommendations ({recs['os']}, {where}):"]
     for rec in recs["recommended"]:
         lines.append(f"  {rec['text']}")
