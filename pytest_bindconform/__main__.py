@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import cases, measure, measure_report, tables
 from .host import fingerprint
@@ -35,12 +36,14 @@ def _measure(args: argparse.Namespace) -> int:
         return 2
     suite = cases.load_suite(args.case_file)
     host = fingerprint()
-    seen = measure.observe(suite, host, args.profile)
+    records: dict[Any, dict[str, Any]] = {}
+    seen = measure.observe(suite, host, args.profile, records)
     print(
         f"    # measured on {host.os} {host.os_release} ({host.kernel}, {host.machine}), "
         f"python {host.python}, addresses {host.addresses}"
     )
     print(measure.expect_text(args.oracle, args.profile, suite, seen))
+    print(measure.delivery_text(records))
     return 0
 
 

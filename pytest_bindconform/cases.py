@@ -20,6 +20,7 @@ from typing import Any
 
 import jsonschema
 
+from . import goalcases
 from .model import (
     ADDRESS_ROLES,
     CALLS,
@@ -296,10 +297,13 @@ class _Builder:
             facts=tuple(d.get("facts", [])),
             id_position=self.src.where(("id",)),
         )
-        if "grid" in d:
+        if "goal" in d:
+            suite.cells += goalcases.build(self, d, suite)
+        elif "grid" in d:
             suite.cells += self.grid(d["grid"], suite)
-        for i, case in enumerate(d.get("cases", [])):
-            suite.cells += self.case(case, ("cases", i), suite)
+        for i, case in enumerate([] if "goal" in d else d.get("cases", [])):
+            goalcases.reject_goal_keys(self, case, ("cases", i))
+            suite.cells += self.case(case, ("cases", i), suite) if "expect" in case else []
         if "grid" not in d and not d.get("cases"):
             self.error((), "a suite needs a 'grid' or at least one entry in 'cases'")
         seen: dict[str, Cell] = {}
@@ -661,7 +665,9 @@ class _Builder:
         )
 
     # -- individual cases --------------------------------------------------
-    def parse_step(self, text: str, sockets: set[str], path: Path) -> Step | None:
+    def parse_step(
+        self, text: str, sockets: set[str], path: Path, extra: tuple[str, ...] = ()
+    ) -> Step | None:
         parts = text.split()
         usage = "'<call> <socket>' or '<call> <socket> <argument>', e.g. 'bind first'"
         if len(parts) not in (2, 3):
@@ -669,11 +675,11 @@ class _Builder:
             return None
         call, sock = parts[0], parts[1]
         argument = parts[2] if len(parts) == 3 else ""
-        if call not in CALLS:
+        if call not in CALLS + extra:
             self.error(
                 path,
                 f"unknown call {excerpt(call)} in step {excerpt(text)}; "
-                + _suggest(call, list(CALLS)),
+                + _suggest(call, [*CALLS, *extra]),
             )
             return None
         if sock not in sockets and not (sock.endswith(".conn") and sock[:-5] in sockets):

@@ -19,7 +19,12 @@ from .runner import Context, execute
 Table = tuple[tuple[str, ...], ...]
 
 
-def observe(suite: Suite, host: Host, profile: str | None) -> dict[Cell, str]:
+def observe(
+    suite: Suite,
+    host: Host,
+    profile: str | None,
+    records: dict[Cell, dict[str, Any]] | None = None,
+) -> dict[Cell, str]:
     lo, hi = default_range(host)
     ctx = Context(host, {}, PortAllocator(host, worker_slice(lo, hi, 0, 1)))
     seen: dict[Cell, str] = {}
@@ -30,6 +35,8 @@ def observe(suite: Suite, host: Host, profile: str | None) -> dict[Cell, str]:
         if record["status"] == "error":
             raise RuntimeError(f"{cell.name}: {record['reason']}")
         seen[cell] = record["observed"]["outcome"] if record["observed"] else "unknown"
+        if records is not None:
+            records[cell] = record
     return seen
 
 
@@ -48,6 +55,23 @@ def tables(suite: Suite, seen: dict[Cell, str]) -> dict[tuple[tuple[str, str], .
     for key, table in by_variant.items():
         out[key] = tuple(tuple(_token(parts) for parts in row) for row in table)
     return out
+
+
+def delivery_text(records: dict[Cell, dict[str, Any]]) -> str:
+    """Who received the traffic in each cell where several sockets could, as YAML comments
+    (the block above stays pasteable); per-socket counts, as the delivery probe saw them."""
+    lines = []
+    for cell, record in records.items():
+        delivery = (record.get("observed") or {}).get("delivery")
+        if delivery:
+            counts = ", ".join(f"{n}: {k}" for n, k in delivery["received"].items())
+            lines.append(
+                f"    # {cell.name}: received by {delivery['receiver']} ({delivery['sent']} sent "
+                f"to {delivery['target']}; {counts})"
+            )
+    if not lines:
+        return "    # who received the traffic: no cell left two sockets able to receive it"
+    return "\n".join(["    # who received the traffic:", *lines])
 
 
 def _token(parts: list[str]) -> str:

@@ -7,6 +7,7 @@ boundaries without surprises.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 OUTCOMES = (
     "ok",
@@ -32,6 +33,7 @@ timeout, so close() aborts the connection with an RST and leaves no TIME_WAIT.""
 ROLES = ("default", "reuse", "exclusive")
 ADDRESS_ROLES = ("wildcard", "specific", "specific2", "v4mapped-specific", "v4mapped-wildcard")
 CALLS = ("bind", "listen", "connect", "accept", "send", "recv", "shutdown", "setsockopt", "close")
+GOAL_CALLS = ("join", "kill")  # join the loopback multicast group; kill the owning child process
 STATES = ("bound", "listening", "closed-established", "time-wait")
 OWNERS = ("self", "process", "other-user")
 OS_FAMILIES = ("windows", "linux", "darwin", "freebsd")
@@ -179,3 +181,4 @@ class Suite:
     grid: dict[str, object] | None = None  # rows/columns labels, orientation, for reports
     facts: tuple[dict[str, str], ...] = ()
     id_position: tuple[int, int] = (1, 1)  # line, column of its 'id:' value, for errors
+    goal: Any = None  # goals.Goal of a goal suite (suite-level 'goal:' block)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import select
 import socket
+import struct
 from typing import Any
 
 from . import platforms
@@ -45,6 +46,11 @@ _WINSOCK_CODES = {
 OTHER = "OTHER"
 # SO_LINGER on, 0 s: close() sends an RST and leaves no TIME_WAIT (the struct differs per OS)
 RST_LINGER = platforms.current.rst_linger()
+
+
+# Groups a 'join' step joins, on the loopback interface only (the delivery probe pins its
+# senders to loopback with TTL 0: delivery.pin_multicast).
+GROUPS = {"inet": "239.255.66.77", "inet6": "ff01::6677"}  # site-local / interface-local
 
 
 def error_name(code: int) -> str:
@@ -111,6 +117,18 @@ class Executor:
             self.socks[name].setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(req["value"]))
         else:
             self.socks[name].setsockopt(socket.SOL_SOCKET, getattr(socket, option), 1)
+
+    def _make(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
+        """A goal candidate's factory makes and binds the socket, in the process that owns
+        it; what it set is read back. A broken factory is a problem, never a crash here."""
+        from .candidates import FactoryProblem, make, read_options  # only goal suites need it
+
+        try:
+            made = make(req["factory"], req["family"], req["type"], req["address"], req["port"])
+        except FactoryProblem as exc:
+            return {"problem": str(exc)}
+        self.socks[name] = made
+        return {"set": read_options(made), "address": made.getsockname()[0]}
 
     def _bind(self, name: str, req: dict[str, Any]) -> None:
         self.socks[name].bind((req["address"], req["port"]))
@@ -182,6 +200,19 @@ class Executor:
             if req.get("seen"):
                 seen.append([peer[0], peer[1], data[:256].hex()])
         return {"count": count, "seen": seen} if req.get("seen") else {"count": count}
+
+    def _join(self, name: str, req: dict[str, Any]) -> None:
+        """Join this socket's family's group on the loopback interface."""
+        from .delivery import loopback_index  # delivery imports this module
+
+        s = self.socks[name]
+        group = GROUPS["inet6" if s.family == FAMILIES["inet6"] else "inet"]
+        if s.family == FAMILIES["inet6"]:
+            mreq6 = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", loopback_index())
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq6)
+        else:
+            mreq = socket.inet_aton(group) + socket.inet_aton("127.0.0.1")
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
 
     def _sockname(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
         address = self.socks[name].getsockname()

@@ -81,6 +81,11 @@ class Child:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
+    def kill(self) -> None:
+        """Crash the child (SIGKILL / TerminateProcess, per OS in platforms/): its sockets
+        die with it, as in a real crash."""
+        self.process.kill()
+
     def close(self) -> None:
         """Close the channel (the child closes its sockets on EOF) and reap it."""
         self.process.close()

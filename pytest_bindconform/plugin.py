@@ -19,6 +19,7 @@ import pytest
 
 from . import (
     cases,
+    goals,
     host,
     isolate,
     library,
@@ -32,11 +33,13 @@ from . import (
 )
 from . import state as run_state
 from .model import Cell, Suite
+from .report import answers
 from .yamlsrc import CaseError, CaseFileError
 
 RECORD_ATTR = "bindconform"
 HOST_KEY = "bindconform_host"
 EXPLORE_KEY = "bindconform_explore"
+CANDIDATES = pytest.StashKey["answers.RunCandidates"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -106,6 +109,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "its host facts from recorded outputs and its socket layer from its model "
         "(pytest_bindconform/models/OS.py); every output says SIMULATED and merge refuses it",
     )
+    group.addoption(
+        "--bindconform-server",
+        action="append",
+        default=[],
+        metavar="NAME=module:callable",
+        help="your server's listener as a goal candidate: callable(family, type, address, port) "
+        "returns the bound socket your code makes; repeatable. ini: bindconform_server",
+    )
+    group.addoption(
+        "--bindconform-require",
+        default=None,
+        metavar="GOALS",
+        help="fail the run when a declared server misses one of these goals (space- or "
+        "comma-separated, e.g. 'exclusive restart'). ini: bindconform_require",
+    )
+    parser.addini("bindconform_server", "NAME=module:callable servers", type="linelist", default=[])
+    parser.addini("bindconform_require", "goals a declared server must meet", default="")
     parser.addini("bindconform_gate", "OS=ORACLE gate entries", type="linelist", default=[])
     parser.addini("bindconform_explore", "examples for the Hypothesis exploration", default="0")
     parser.addini("bindconform_isolate", "host or netns", default="host")
@@ -167,6 +187,12 @@ def pytest_configure(config: pytest.Config) -> None:
     state = run_state.RunState(fingerprint, gates, port_range, _worker_index(config))
     state.explore = _explore_settings(config, workerinput)
     config.stash[run_state.STATE] = state
+    try:
+        config.stash[CANDIDATES] = answers.run_candidates(
+            _setting(config, "server"), _setting(config, "require"), fingerprint.os
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
     if workerinput is None:
         state.outputs = {fmt: _setting(config, fmt) for fmt in ("json", "md", "html")}
         config.pluginmanager.register(Recorder(config), "bindconform-recorder")
@@ -415,6 +441,7 @@ class CaseFile(pytest.File):
         if clash:
             yield BadCaseFile.from_parent(self, name="case-file-error", error=clash)
             return
+        goals.add_candidates(suite, self.config.stash[CANDIDATES].extra)
         for cell in suite.cells:
             yield CellItem.from_parent(self, name=cell.name, cell=cell, suite=suite)
 
@@ -478,12 +505,27 @@ class CellItem(pytest.Item):
         self.user_properties += junit_properties(record)
         if record["status"] == "skip":
             pytest.skip(record["reason"])
-        if record["status"] == "ungated":
-            pytest.skip(f"ungated: {record['reason']}")
+        required = self.config.stash[CANDIDATES].missed_requirement(record)
+        if required:
+            record.update(status="fail", reason=required)
+            verdict, _, where = required.partition("\n")  # repr_failure shows the last line first
+            raise ConformanceFailure(f"{where}\n{verdict}" if where else verdict)
+        if record["status"] == "ungated" and not self._open_question(state, record):
+            pytest.skip(f"ungated: {record['reason']}")  # a gate this suite does not know
+        if record["status"] == "ungated":  # an open question: answered, not skipped
+            self.add_report_section("call", "bindconform", answers.terminal_text(record))
         if record["status"] == "error":
             raise InterferenceError(record["reason"])
         if record["status"] == "fail":
             raise ConformanceFailure(run_state.explain(record))
+
+    def _open_question(self, state: run_state.RunState, record: dict[str, Any]) -> bool:
+        """The gate makes no claim here, or no oracle for this OS does: what happened is the
+        answer. A gate the suite does not know, where another oracle claims, still skips."""
+        gate = state.gates.get(state.host.os, "")
+        return gate in self.suite.oracles or all(
+            v == oracles.NO_CLAIM for v in record["verdicts"].values()
+        )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ConformanceFailure):
@@ -611,6 +653,8 @@ def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] 
     record = getattr(report, RECORD_ATTR, None)
     if report.when == "call" and report.failed and record and record.get("status") == "error":
         return "error", "E", "ERROR"
+    if report.when == "call" and report.passed and record and record.get("status") == "ungated":
+        return "passed", "o", answers.status_word(record)
     return None
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from . import delivery, locality
+from . import delivery, locality, ops
 from .host import Host
 from .model import Cell, Profile, SocketSpec, Step
 from .ops import OTHER, Executor, error_name, normalise, record
@@ -70,8 +70,11 @@ class _Run:
         port: int,
         profile: Profile | None,
         host: Host,
+        factories: dict[str, str] | None = None,
     ):
         self.cell, self.port, self.profile, self.host = cell, port, profile, host
+        self.factories = factories or {}  # socket -> factory that makes it (goal candidates)
+        self.group = ""  # the multicast group a 'join' step joined: delivery goes there
         self.planned = {p.name: p for p in planned}
         self.local = Executor()
         self.children: dict[str, Child] = {}
@@ -99,6 +102,8 @@ class _Run:
     def create(self, name: str) -> None:
         p = self.planned[name]
         self.where[name] = self.holder(p.owner)
+        if name in self.factories:
+            return  # the factory makes, configures and binds it at 'bind'
         if self.send(name, {"op": "socket", "family": p.family, "type": p.type})["outcome"] != "ok":
             return
         requests = []
@@ -134,6 +139,12 @@ class _Run:
             )
             return self.failed.get(base, self.steps[-1])
         call = step.call
+        if call == "bind" and name in self.factories:
+            return self.made(name)
+        if call == "kill":
+            return self.kill(name)
+        if call == "join":
+            self.group = ops.GROUPS[self.planned[name].family]
         if call == "bind":
             req: dict[str, Any] = {
                 "op": "bind",
@@ -205,13 +216,60 @@ class _Run:
         sharing = [n for n, st in self.states.items() if st == wanted and n in self.where]
         if len(sharing) < 2:
             return None
-        address = delivery_target([self.planned[n] for n in sharing], self.host)
+        address = self.group or delivery_target([self.planned[n] for n in sharing], self.host)
         if kind == "stream":
             self.connections = True
         receivers = {n: self.where[n] for n in sharing}
         return delivery.Probe(
             kind, address, self.port, receivers, self.cell.delivery_probes, self.peers
         ).run()
+
+    def made(self, name: str) -> dict[str, Any]:
+        """'bind' of a socket a candidate's factory makes (in the socket's owner process):
+        the factory's own calls. Where it bound is proved local like any planned address."""
+        from .candidates import FactoryProblem
+
+        p = self.planned[name]
+        target = self.factories[name]
+        answer = self.where[name].do(
+            {
+                "socket": name,
+                "op": "make",
+                "call": f"bind (factory {target})",
+                "factory": target,
+                "family": p.family,
+                "type": p.type,
+                "address": p.address,
+                "port": self.port,
+            }
+        )
+        if "problem" in answer:
+            raise FactoryProblem(answer["problem"])
+        if answer["outcome"] == "ok":
+            why = locality.not_local(str(answer.pop("address")))
+            if why:  # its traffic could leave the host: never probe it
+                raise FactoryProblem(f"factory {target!r} bound a socket elsewhere: {why}")
+            answer["factory"] = target
+            self.states[name] = "bound"
+        self.steps.append(answer)
+        if answer["outcome"] != "ok":
+            self.failed.setdefault(name, answer)
+        return answer
+
+    def kill(self, name: str) -> dict[str, Any]:
+        """A crash: SIGKILL the child process holding the socket; the kernel closes its
+        sockets as it does for any dead process."""
+        holder = self.where[name]
+        answer = record(name, "kill (the owning process)")
+        if holder is not self.local:  # a Child (or simulate.py's stand-in for one)
+            cast(Child, holder).kill()
+            self.children = {k: c for k, c in self.children.items() if c is not holder}
+            for held in [n for n, h in self.where.items() if h is holder]:
+                del self.where[held]
+                if held in self.states:
+                    self.states[held] = "closed"
+        self.steps.append(answer)
+        return answer
 
     def close(self) -> None:
         self.local.close_all()
@@ -227,6 +285,7 @@ def run(
     profile: Profile | None = None,
     deliver: bool = True,
     before: Callable[[], None] | None = None,
+    factories: dict[str, str] | None = None,
 ) -> Observation:
     """Execute the cell's steps on a port; the outcome is that of the step under test.
 
@@ -238,7 +297,7 @@ def run(
     if that is the step under test, the outcome is the earlier call's.
     """
     start = time.perf_counter()
-    live = _Run(cell, planned, port, profile, host)
+    live = _Run(cell, planned, port, profile, host, factories)
     outcome = NOT_RUN
     state_at_test: dict[str, str] = {}
     try:

@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import probe
+from . import goals, probe
+from .candidates import FactoryProblem
 from .host import Host
 from .model import Cell, Profile, Suite
 from .oracles import NOT_RUN, Judgement, applies, judge
@@ -62,6 +63,14 @@ def describe(cell: Cell, suite: Suite) -> dict[str, Any]:
 
 
 def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
+    record = _execute(cell, suite, ctx)
+    situation = goals.of(suite, cell)
+    if situation is not None:
+        record["goal"] = goals.evaluate(situation, record, ctx.host.options)
+    return record
+
+
+def _execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
     record = describe(cell, suite)
     record.update(
         scenario={
@@ -89,8 +98,14 @@ def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         record["reason"] = str(exc)
         record["scenario"]["sockets"] = [unplanned(s) for s in cell.sockets]
         return record
+    situation = goals.of(suite, cell)
     try:
-        port, observation, confounded = _observe(cell, planned, profile, ctx)
+        made_by = goals.factories(situation) if situation else None
+        port, observation, confounded = _observe(cell, planned, profile, ctx, made_by)
+    except FactoryProblem as exc:
+        record.update(status="error", reason=str(exc), duration=time.perf_counter() - start)
+        record["scenario"]["sockets"] = [p.to_dict("unknown") for p in planned]
+        return record
     except Interference as exc:
         record.update(
             status="error", reason=f"interference: {exc}", duration=time.perf_counter() - start
@@ -187,7 +202,11 @@ ATTEMPTS = 3
 
 
 def _observe(
-    cell: Cell, planned: list[probe.PlannedSocket], profile: Profile | None, ctx: Context
+    cell: Cell,
+    planned: list[probe.PlannedSocket],
+    profile: Profile | None,
+    ctx: Context,
+    factories: dict[str, str] | None = None,
 ) -> tuple[int, probe.Observation, list[str]]:
     """Run the cell on a port no other process confounded (see ports.py); also say what
     spoiled the tries before."""
@@ -206,7 +225,13 @@ def _observe(
 
         try:
             observation = probe.run(
-                cell, planned, port, ctx.host, profile, before=before if children else None
+                cell,
+                planned,
+                port,
+                ctx.host,
+                profile,
+                before=before if children else None,
+                factories=factories,
             )
             why = _first_bind_conflict(observation, port, ctx.host)
             if why:
@@ -249,7 +274,8 @@ def _unreached(observation: probe.Observation) -> bool:
 
 def _first_bind_conflict(observation: probe.Observation, port: int, host: Host) -> str:
     """On a port proven free, the cell's first bind can only meet someone else's socket."""
-    first = next((s for s in observation.steps if s["call"] == "bind"), None)
+    # a factory's bind ('bind (factory X)') too: it binds the same proven port
+    first = next((s for s in observation.steps if s["call"].split()[0] == "bind"), None)
     if first is None or first["outcome"] not in ("INUSE", "ACCESS"):
         return ""
     if first["outcome"] == "ACCESS" and (host.privileged(port) or host.excluded(port)):

@@ -278,6 +278,14 @@ class SimExecutor:
         number = ports.setdefault(name, 40000 + len(ports))
         return "ok", {"address": self.model(name).address, "port": number}
 
+    def _make(self, name: str, req: dict[str, Any]) -> str:
+        del req  # a candidate's factory makes real sockets: the model has no claim on them
+        return UNKNOWN
+
+    def _join(self, name: str, req: dict[str, Any]) -> str:
+        del req  # the models hold no multicast memberships
+        return UNKNOWN
+
 
 class SimProbe:
     """delivery.Probe's interface, answered by the model: who receives each probe's
@@ -340,6 +348,12 @@ class SimChild:
 
     def close(self) -> None:
         self.executor.close_all()
+
+    def kill(self) -> None:
+        """A crash: the kernel closes each of the process's sockets as close() would."""
+        for name in [n for n in self.executor.socks if n in self.executor.home]:
+            self.executor.do({"socket": name, "op": "close"})
+        self.close()
 
 
 __all__ = ["NO_CLAIM", "SimChild", "SimExecutor", "SimProbe", "SimSocket", "World"]

@@ -21,7 +21,15 @@ from pathlib import Path
 from . import atomic, cases
 from .model import Suite
 
-_SHAPING = ("cases.py", "model.py", "yamlsrc.py", "oracles.py", "schema/case.schema.json")
+_SHAPING = (
+    "cases.py",
+    "goals.py",
+    "candidates.py",
+    "model.py",
+    "yamlsrc.py",
+    "oracles.py",
+    "schema/case.schema.json",
+)
 
 
 @cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import struct
 import warnings
 from collections.abc import Callable
@@ -96,6 +97,13 @@ class ForkedOwner:
         self.pid = pid
         self.wfile: IO[str] = os.fdopen(to_child_w, "w")
         self.rfile: IO[str] = os.fdopen(to_parent_r, "r")
+
+    def kill(self) -> None:
+        """A crash: SIGKILL; the kernel closes the child's sockets as for any dead process."""
+        if self.pid:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, getattr(signal, "SIGKILL"))  # noqa: B009 (POSIX only)
+        self.close()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -231,6 +231,13 @@ class LogonOwner:
             self.close()
             raise
 
+    def kill(self) -> None:
+        """A crash: TerminateProcess, then the usual close and reap."""
+        loader: Any = getattr(ctypes, "windll", None)
+        if loader is not None and self.process is not None:
+            loader.kernel32.TerminateProcess(self.process[0], 1)
+        self.close()
+
     def close(self) -> None:
         for f in ("wfile", "rfile"):
             with contextlib.suppress(OSError, AttributeError):
@@ -254,6 +261,11 @@ class SpawnedOwner:
         assert self.proc.stdin and self.proc.stdout
         self.wfile: IO[str] = self.proc.stdin
         self.rfile: IO[str] = self.proc.stdout
+
+    def kill(self) -> None:
+        """A crash: TerminateProcess (Popen.kill), then the usual close."""
+        self.proc.kill()
+        self.close()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -16,7 +16,7 @@ from typing import Any
 from .. import __version__, atomic, cases, suitecache
 from ..model import Suite
 from ..yamlsrc import CaseFileError
-from . import html, markdown, model
+from . import answers, html, markdown, model
 
 BROKEN_FILE = "case-file-error"  # item name plugin.py gives a case file that does not load
 
@@ -59,8 +59,8 @@ def render(report: dict[str, Any], fmt: str, full: str) -> str:
     if fmt == "json":
         return model.dumps(report)
     if fmt == "md":
-        return markdown.render(report, full)
-    return html.render(report)
+        return markdown.render(report, full, lead=answers.markdown_lines(report))
+    return html.render(report, lead=answers.html_fragment(report))
 
 
 class Book:
@@ -173,7 +173,8 @@ class Book:
         summary = self.report["summary"]
         counts = ", ".join(f"{n} {s}" for s, n in summary["status"].items() if n)
         gate = self.report["run_info"]["gate"]
-        lines = [f"{summary['cells']} cells: {counts or 'none'} (gate {gate})"]
+        lines = answers.summary_lines(self.report, quiet)
+        lines.append(f"{summary['cells']} cells: {counts or 'none'} (gate {gate})")
         skipped = summary["status"]["skip"]
         if self.report["run_info"].get("simulated"):
             lines.insert(0, f"SIMULATED ({self.report['run_info']['simulated']}): not a result")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import measure_report
-from . import html, markdown, model
+from . import answers, html, markdown, model
 from .book import write_atomic
 from .merge import MergeError, merge_files
 
@@ -59,8 +59,10 @@ def _merge(args: argparse.Namespace) -> int:
     where = str(outputs.get("html") or outputs.get("json") or "")
     render = {
         "json": lambda: model.dumps(merged),
-        "md": lambda: markdown.render_merged(merged, where),
-        "html": lambda: html.render_merged(merged),
+        "md": lambda: markdown.render_merged(
+            merged, where, lead=answers.merged_markdown_lines(merged)
+        ),
+        "html": lambda: html.render_merged(merged, lead=answers.merged_html_fragment(merged)),
     }
     for fmt, path in outputs.items():
         write_atomic(path, render[fmt]())

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from . import labels, matrix, templates
+from . import answers, labels, matrix, templates
 from .merge import resolves
 from .model import VERDICTS, oracle_applies, summarize, token
 from .model import errata as errata_of
@@ -630,6 +630,7 @@ def render(report: dict[str, Any], lead: str = "") -> str:
                             class_="muted",
                         ),
                         references(suite),
+                        answers.facts_html({sid: suite}),
                         oracle_table(suite, letters, host, info["gate"], mine),
                         "".join(
                             tag("p", f"Profile {tag('b', esc(p))}: {esc(d)}", class_="muted")

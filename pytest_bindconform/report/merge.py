@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, recommend
 from . import labels, model
 
 
@@ -131,6 +131,7 @@ class Matrix:
         self.first: dict[str, str] = {}  # suite -> file whose oracle table we kept
         self.errata: list[tuple[int, dict[str, Any]]] = []
         self.formats: tuple[str, Any] | None = None
+        self.leads: list[tuple[str, dict[str, Any] | None]] = []  # host -> recommendations
 
     def add(self, name: str, doc: dict[str, Any]) -> None:
         check(name, doc, self.formats, self.simulated)
@@ -142,6 +143,7 @@ class Matrix:
         )
         index = list(self.hosts).index(key)
         host["sources"].append(name)
+        self.leads.append((key, doc.get("recommendations")))
         host["summary"] = added(host.get("summary"), doc["summary"])
         for sid, suite in doc["suites"].items():
             kept = self.suites.setdefault(sid, suite)
@@ -201,6 +203,7 @@ class Matrix:
         hosts = list(self.hosts.values())
         for h, label in zip(hosts, labels.host_labels([h["run_info"] for h in hosts]), strict=True):
             h["label"] = label
+        leads = recommend.merged(self.leads)
         return {
             "format": model.FORMAT,
             "kind": "merged",
@@ -212,6 +215,7 @@ class Matrix:
             "differences": [c["id"] for c in cells if c["differ"]],
             "errata": errata_by_position(self.errata, self.rows),
             "summary": {keys[i]: h["summary"] for i, h in enumerate(hosts)},
+            **({"recommendations": leads} if leads else {}),
         }
 
 

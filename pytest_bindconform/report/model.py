@@ -18,7 +18,7 @@ from typing import Any
 
 import jsonschema
 
-from .. import probe, runner
+from .. import probe, recommend, runner
 from ..host import Host
 from ..model import Cell, Oracle, Suite
 from ..oracles import NOT_RUN, applies
@@ -216,7 +216,7 @@ def build(
     run_info: dict[str, Any], suites: dict[str, dict[str, Any]], records: list[dict[str, Any]]
 ) -> dict[str, Any]:
     results = [lean(r) for r in records]
-    return {
+    document = {
         "format": FORMAT,
         "kind": "host",
         "run_info": run_info,
@@ -224,6 +224,8 @@ def build(
         "results": results,
         "summary": summarize(results),
     }
+    recommendations = recommend.build(results, run_info["host"]["os"])
+    return {**document, "recommendations": recommendations} if recommendations else document
 
 
 @cache
