@@ -47,15 +47,7 @@ def table(head: Iterable[str], rows: Iterable[Iterable[str]], cls: str = "") -> 
     return tag("table", tag("tr", top) + body, class_=cls)
 
 
-def kind(result: dict[str, Any]) -> str:
-    """The colour class of a result: how the observation and the oracles line up."""
-    fixed = {"error": "error", "fail": "disagree", "skip": "notrun"}
-    if result["status"] in fixed:
-        return fixed[result["status"]]
-    verdicts = set(result["verdicts"].values())
-    if "disagree" in verdicts:
-        return "finding"
-    return "agree" if "agree" in verdicts else "noclaim"
+kind = matrix.kind  # the colour class of a result: one reading for host and merged pages
 
 
 def notable(result: dict[str, Any]) -> bool:
