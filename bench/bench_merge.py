@@ -20,6 +20,7 @@ HTML <= 5 MB and interactive in <= 1 s, Markdown <= 1 MiB, growth <= linear.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -34,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hosts import made_up  # noqa: E402
 
+from pytest_bindconform.report.merge import acyclic  # noqa: E402
 from pytest_bindconform.report.model import dumps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,6 +109,25 @@ def load_seconds(page: Path, scratch: Path) -> tuple[float, float] | None:
     return best
 
 
+def parsers(report: Path) -> str:
+    """json.loads against orjson.loads on one host report, side by side (best of 3, the
+    cycle collector paused as merge pauses it)."""
+    text = report.read_text(encoding="utf-8")
+    found = {"json": json.loads}
+    with contextlib.suppress(ImportError):
+        import orjson
+
+        found["orjson"] = orjson.loads
+    best = dict.fromkeys(found, float("inf"))
+    with acyclic():
+        for _ in range(3):
+            for name, loads in found.items():
+                start = time.process_time()
+                loads(text)
+                best[name] = min(best[name], time.process_time() - start)
+    return ", ".join(f"{name} {s:.3f}" for name, s in best.items())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--report", type=Path, help="a host report to build from (default: run)")
@@ -118,6 +139,7 @@ def main() -> None:
         source = args.report or real_report(scratch)
         real = json.loads(source.read_text(encoding="utf-8"))
         print(f"from {source}: {len(real['results'])} cells per host")
+        print("parsing one host report, CPU s:", parsers(source))
         inputs = []
         for n in range(max(sizes)):
             path = scratch / f"host{n:02d}.json"

@@ -10,7 +10,7 @@ from typing import Any
 from .. import measure_report
 from . import answers, html, markdown, model
 from .book import write_atomic
-from .merge import MergeError, merge_files
+from .merge import MergeError, acyclic, merge_files
 
 NAMES = {"json": "JSON", "md": "Markdown", "html": "HTML"}
 
@@ -64,8 +64,9 @@ def _merge(args: argparse.Namespace) -> int:
         ),
         "html": lambda: html.render_merged(merged, lead=answers.merged_html_fragment(merged)),
     }
-    for fmt, path in outputs.items():
-        write_atomic(path, render[fmt]())
+    with acyclic():
+        for fmt, path in outputs.items():
+            write_atomic(path, render[fmt]())
     if merged.get("simulated"):
         print(f"SIMULATED ({merged['simulated']}): not a conformance result")
     print(

@@ -156,7 +156,7 @@ def render_merged(
     merged: dict[str, Any], where: str = "", limit: int = LIMIT, lead: list[str] | None = None
 ) -> str:
     """The matrix in brief: hosts, suites x hosts, errata and differences per grid position."""
-    from .matrix import View, kind, seen  # the HTML's reading of a cell, shared
+    from .matrix import View, seen  # the HTML's reading of a cell, shared
 
     view = View(merged)
     hosts = merged["hosts"]
@@ -177,9 +177,8 @@ def render_merged(
     for sid, cells in per.items():
         counts: list[dict[str, int]] = [{} for _ in hosts]
         for c in cells:
-            for i, g in enumerate(view.per_host(c)):
-                if g:
-                    k = kind(g)
+            for i, k in enumerate(view.kinds(c)):
+                if k != "absent":
                     counts[i][k] = counts[i].get(k, 0) + 1
         tallies = [" ".join(f"{MARKS[k]}{n}" for k, n in c.items() if k in MARKS) for c in counts]
         os_differ = sum(1 for c in cells if c.get("differ") == "os")

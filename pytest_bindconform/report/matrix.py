@@ -68,18 +68,32 @@ class View:
         self.labels = [h["label"] for h in self.hosts]
         self.anchors = {e["cells"][0] for e in merged["errata"]}
         self.index = {c["id"]: i for i, c in enumerate(merged["cells"])}
+        self._per_host: dict[str, list[dict[str, Any] | None]] = {}
+        self._kinds: dict[str, list[str]] = {}
 
     def per_host(self, row: dict[str, Any]) -> list[dict[str, Any] | None]:
-        out: list[dict[str, Any] | None] = [None] * len(self.hosts)
-        for g in row["results"]:
-            for h in g["hosts"]:
-                out[h] = g
+        """Host number -> its result of the cell (None: not in its report); made once."""
+        out = self._per_host.get(row["id"])
+        if out is None:
+            out = self._per_host[row["id"]] = [None] * len(self.hosts)
+            for g in row["results"]:
+                for h in g["hosts"]:
+                    out[h] = g
+        return out
+
+    def kinds(self, row: dict[str, Any]) -> list[str]:
+        """Host number -> kind() of its result ('absent'); once per distinct result."""
+        out = self._kinds.get(row["id"])
+        if out is None:
+            of = {id(g): kind(g) for g in row["results"]}
+            out = [of[id(g)] if g else "absent" for g in self.per_host(row)]
+            self._kinds[row["id"]] = out
         return out
 
     def cell(self, row: dict[str, Any], letters: dict[str, str], label: str = "") -> dict[str, Any]:
         """One cell row: its marks (runs of one kind), its outcomes once, its hover text."""
         results = self.per_host(row)
-        kinds = [kind(g) if g else "absent" for g in results]
+        kinds = self.kinds(row)
         runs: list[list[Any]] = []
         for k in kinds:
             if runs and runs[-1][0] == k:
@@ -164,10 +178,12 @@ def table(
         for j in range(len(columns)):
             group = at.get((i, j), [])
             line.append(
-                [
-                    view.cell(r, letters, alt)
-                    for r, alt in zip(group, alternatives(group), strict=False)
-                ]
+                spot(
+                    [
+                        view.cell(r, letters, alt)
+                        for r, alt in zip(group, alternatives(group), strict=False)
+                    ]
+                )
             )
         body.append({"label": label, "cells": line})
     differ = Counter(r.get("differ") for r in cells)
@@ -182,14 +198,25 @@ def table(
     }
 
 
+def spot(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """One grid position (its cells: one per variant a published table merged): the
+    outline and anchor of the first cell having one, its hover text when alone."""
+    return {
+        "cells": cells,
+        "differ": next((c["differ"] for c in cells if c["differ"]), ""),
+        "anchor": next((c["anchor"] for c in cells if c["anchor"]), ""),
+        "title": cells[0]["title"] if len(cells) == 1 else "",
+    }
+
+
 def overview(view: View, by_suite: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Suites x hosts: how many cells agree, disagree, are findings, did not run."""
     out = []
     for sid, rows in by_suite.items():
         counts = [Counter[str]() for _ in view.hosts]
         for r in rows:
-            for h, g in enumerate(view.per_host(r)):
-                counts[h][kind(g) if g else "absent"] += 1
+            for h, k in enumerate(view.kinds(r)):
+                counts[h][k] += 1
         differ = Counter(r.get("differ") for r in rows)
         suite = view.merged["suites"].get(sid, {})
         out.append(

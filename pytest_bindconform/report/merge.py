@@ -16,13 +16,22 @@ naming the files; nothing is written unless every input passed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .. import __version__, recommend
 from . import labels, model
+
+fast_loads: Callable[[str], Any]
+try:  # parses a host report in half the time of the stdlib (bench/bench_merge.py prints both)
+    from orjson import loads as fast_loads
+except ImportError:  # no wheel (FreeBSD): the stdlib, same result
+    fast_loads = json.loads
 
 
 class MergeError(Exception):
@@ -39,11 +48,32 @@ def host_key(info: dict[str, Any]) -> str:
     )
 
 
+@contextlib.contextmanager
+def acyclic() -> Iterator[None]:
+    """The cycle collector paused while a matrix is built and drawn. Parsed JSON holds no
+    cycles (reference counting frees it), and each collection walks the whole growing
+    matrix: with it on, every input costs more than the one before (12 hosts: twice the
+    CPU time, most of it in json.loads)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def read(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MergeError(f"{path}: cannot read: {exc}") from None
+    try:
+        return fast_loads(text)
+    except ValueError:
+        pass  # the stdlib says where and what was expected (and reads what orjson refuses)
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise MergeError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
 
@@ -95,26 +125,44 @@ CELL = ("id", "suite", "name", "key", "variant", "profile", "line", "grid")  # s
 
 def shown(record: dict[str, Any]) -> dict[str, Any]:
     """What the matrix keeps of one host's result: what a reader compares between hosts."""
+    return kept(record)[1]
+
+
+NONE = ("",)  # a key part for a field the result does not have (never equal to a value)
+
+
+def kept(record: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """(key, shown): equal keys for equal shown results, made without sorting or repr
+    (it runs once per host and cell: 90,000 times for 12 hosts)."""
     seen = record["observed"]
+    verdicts = record["verdicts"]
     out: dict[str, Any] = {
         "status": record["status"],
         "outcome": seen["outcome"] if seen else None,
-        "verdicts": record["verdicts"],
+        "verdicts": verdicts,
         "gate": record["gate"],
     }
+    reason: Any = NONE
+    receiver: Any = NONE
+    failed: Any = NONE
+    model: Any = NONE
     if record["reason"]:
-        out["reason"] = record["reason"]
+        reason = out["reason"] = record["reason"]
     if seen:
         delivery = seen.get("delivery")
         if delivery:
-            out["receiver"] = delivery["receiver"]
-        failed = next((s for s in seen["steps"] if s["outcome"] != "ok"), None)
-        if failed:
-            error = failed.get("error") or "errno"
-            out["failed"] = f"{failed['call']} {failed['socket']}: {error} {failed['errno']}"
+            receiver = out["receiver"] = delivery["receiver"]
+        for step in seen["steps"]:
+            if step["outcome"] != "ok":
+                error = step.get("error") or "errno"
+                failed = out["failed"] = f"{step['call']} {step['socket']}: {error} {step['errno']}"
+                break
     if record.get("model"):
-        out["model"] = {k: record["model"][k] for k in ("outcome", "verdict")}
-    return out
+        m = record["model"]
+        out["model"] = {"outcome": m["outcome"], "verdict": m["verdict"]}
+        model = (m["outcome"], m["verdict"])
+    key = (out["status"], out["outcome"], tuple(verdicts.items()), out["gate"])
+    return (*key, reason, receiver, failed, model), out
 
 
 class Matrix:
@@ -125,8 +173,8 @@ class Matrix:
         self.hosts: dict[str, dict[str, Any]] = {}
         self.suites: dict[str, Any] = {}
         self.rows: dict[str, dict[str, Any]] = {}
-        self.groups: dict[str, dict[str, dict[str, Any]]] = {}  # cell -> shown json -> group
-        self.owner: dict[tuple[str, str], str] = {}  # (host, cell) -> file
+        self.groups: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}  # cell -> shown -> group
+        self.owner: dict[str, dict[str, str]] = {}  # host -> cell -> file
         self.said: dict[tuple[str, str], str] = {}  # (cell, oracle) -> file we kept it from
         self.first: dict[str, str] = {}  # suite -> file whose oracle table we kept
         self.errata: list[tuple[int, dict[str, Any]]] = []
@@ -154,30 +202,37 @@ class Matrix:
                     f"those in {self.first[sid]}: the reports come from different case files; "
                     "rerun with the same ones"
                 )
+        held = self.owner.setdefault(key, {})
         for r in doc["results"]:
-            self._result(name, key, index, r)
+            self._result(name, key, index, r, held)
             resolves(host["resolves"], r)
         self.errata += [
             (index, e) for e in model.errata((("", r) for r in doc["results"]), self.suites)
         ]
 
-    def _result(self, name: str, key: str, index: int, r: dict[str, Any]) -> None:
+    def _result(
+        self, name: str, key: str, index: int, r: dict[str, Any], held: dict[str, str]
+    ) -> None:
         cid = r["id"]
-        if (key, cid) in self.owner:
+        if cid in held:
             raise MergeError(
-                f"{self.owner[key, cid]} and {name} both hold cell {cid!r} "
+                f"{held[cid]} and {name} both hold cell {cid!r} "
                 f"for host {key!r}; merging would overwrite one: drop one file"
             )
-        self.owner[key, cid] = name
+        held[cid] = name
         row = self.rows.get(cid)
         if row is None:
             row = self.rows[cid] = {**{k: r[k] for k in CELL if k in r}, "expected": {}}
             self._expected(name, cid, row, r)
         elif row["expected"] != r["expected"]:  # equal wherever the case files are
             self._expected(name, cid, row, r)
-        mine = shown(r)
-        same = repr(sorted(mine.items()))  # equal results, equal keys (builtins only)
-        group = self.groups.setdefault(cid, {}).setdefault(same, {"hosts": [], **mine})
+        same, mine = kept(r)
+        groups = self.groups.get(cid)
+        if groups is None:
+            groups = self.groups[cid] = {}
+        group = groups.get(same)
+        if group is None:
+            group = groups[same] = {"hosts": [], **mine}
         group["hosts"].append(index)
 
     def _expected(self, name: str, cid: str, row: dict[str, Any], r: dict[str, Any]) -> None:
@@ -326,9 +381,10 @@ def merge(docs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
 def merge_files(paths: list[Path], simulated: bool = False) -> dict[str, Any]:
     """Merge host reports read one at a time: memory holds the matrix and one input."""
     matrix = Matrix(simulated)
-    for path in paths:
-        matrix.add(str(path), read(path))
-    merged = matrix.document()
+    with acyclic():
+        for path in paths:
+            matrix.add(str(path), read(path))
+        merged = matrix.document()
     labels = sorted(
         {h["run_info"]["simulated"] for h in merged["hosts"] if h["run_info"].get("simulated")}
     )
