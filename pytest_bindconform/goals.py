@@ -203,8 +203,9 @@ def fairness(counts: list[int]) -> float | None:
     return round(total * total / (len(counts) * sum(c * c for c in counts)), 3)
 
 
-def evaluate(gc: GoalCell, record: dict[str, Any], host_options: tuple[str, ...]) -> dict[str, Any]:
-    """The goal block of a record: whether this situation turned out as the goal needs."""
+def block(gc: GoalCell) -> dict[str, Any]:
+    """A goal cell's goal block before it is judged (met: None): what a record and a
+    model's prediction (foretold.py) both carry."""
     situation, candidate = gc.situation, gc.candidate
     out: dict[str, Any] = {
         "goal": gc.goal,
@@ -226,6 +227,13 @@ def evaluate(gc: GoalCell, record: dict[str, Any], host_options: tuple[str, ...]
     }
     if candidate.library:
         out["library"] = dict(candidate.library)
+    return out
+
+
+def evaluate(gc: GoalCell, record: dict[str, Any], host_options: tuple[str, ...]) -> dict[str, Any]:
+    """The goal block of a record: whether this situation turned out as the goal needs."""
+    situation, candidate = gc.situation, gc.candidate
+    out = block(gc)
     mine_missing, rival_missing = missing_options(gc, host_options)
     observed = record.get("observed")
     if mine_missing:

@@ -256,10 +256,14 @@ def build(results: list[dict[str, Any]], host_os: str) -> dict[str, Any] | None:
     }
 
 
-def merged(leads: list[tuple[str, dict[str, Any] | None]]) -> dict[str, Any] | None:
+def merged(
+    leads: list[tuple[str, dict[str, Any] | None]], said: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any] | None:
     """The merged report's lead: goal x OS with the recommended setting per OS, each
-    labelled with its basis (a host's measurement; documented/derived rows come from
-    reports whose recommendations say so)."""
+    labelled with its basis: a host's measurement, or for an OS no host measured the
+    rows its sources give (foretold.foretell: `said`, os -> documented/derived rows).
+    Those rows are kept for measured OSes too, and where a measured row and such a row
+    of the same OS disagree, that is a finding."""
     per_host: dict[str, Any] = {}
     for key, recs in leads:  # (host key, that report's 'recommendations')
         per_host[key] = per_host.get(key) or recs
@@ -273,4 +277,44 @@ def merged(leads: list[tuple[str, dict[str, Any] | None]]) -> dict[str, Any] | N
         for rec in recs["recommended"]:
             table.append({"host": key, "os": recs["os"], "basis": recs["basis"], **rec})
         goal_rows += [{**r, "host": key, "os": recs["os"]} for r in recs["goals"]]
-    return {"table": table, "goals": goal_rows}
+    measured = {t["os"] for t in table}
+    for os_name, s in (said or {}).items():
+        source = {"os": os_name, "basis": s["basis"], "provenance": s["provenance"]}
+        if os_name not in measured:  # a measured row wins
+            table += [{**source, **rec} for rec in s["recommended"]]
+        goal_rows += [{**r, **source} for r in s["goals"]]
+    return {"table": table, "goals": goal_rows, "findings": findings(goal_rows)}
+
+
+def findings(goal_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Where a host measured a goal row one way and its OS's documents or models say the
+    other (both true/false: an unknown disagrees with nothing)."""
+    said = {
+        (r["os"], r["goal"], r["transport"], r["candidate_id"]): r
+        for r in goal_rows
+        if r["basis"] != "measured"
+    }
+    out = []
+    for r in goal_rows:
+        other = said.get((r["os"], r["goal"], r["transport"], r.get("candidate_id", "")))
+        if r["basis"] != "measured" or other is None or None in (r["meets"], other["meets"]):
+            continue
+        if r["meets"] != other["meets"]:
+            out.append(
+                {
+                    "os": r["os"],
+                    "host": r["host"],
+                    "goal": r["goal"],
+                    "transport": r["transport"],
+                    "candidate": r["candidate"],
+                    "measured": r["meets"],
+                    "basis": other["basis"],
+                    "said": other["meets"],
+                    "why": r["why"],
+                    "said_why": other["why"],
+                    "cells": r["cells"][:5],
+                    "said_cells": other["cells"][:5],
+                    "provenance": other["provenance"],
+                }
+            )
+    return out

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_bindconform import cases, recommend
+from pytest_bindconform import cases, foretold, goals, recommend
 from pytest_bindconform.report import answers, markdown, merge, model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,3 +318,101 @@ def test_summary_lines_lead_with_the_recommendation() -> None:
         "recommendations (linux, measured here):",
         "  TCP: set SO_REUSEADDR — meets exclusive",
     ]
+
+
+# -- documented and derived rows: OSes of a merged report that no host measured -------------
+
+GOAL_FILES = ["cases/goal-exclusive-tcp.bind.yaml", "cases/goal-share-tcp.bind.yaml"]
+
+
+def said_row(said: dict[str, Any], os_name: str, goal: str, cid: str) -> dict[str, Any]:
+    return next(r for r in said[os_name]["goals"] if (r["goal"], r["candidate_id"]) == (goal, cid))
+
+
+def test_documented_and_derived_rows_come_from_each_oss_sources() -> None:
+    said = foretold.foretell(GOAL_FILES)
+    assert {os: s["basis"] for os, s in said.items()} == {
+        "linux": "derived",
+        "freebsd": "derived",
+        "darwin": "derived",
+        "windows": "documented",
+    }
+    assert "learn.microsoft.com" in said["windows"]["provenance"]
+    assert "in_pcb.c" in said["freebsd"]["provenance"]
+    # Windows, table C: a default listener on the wildcard lets a default socket take a
+    # specific address under it, and that one receives (Wine: specific beats wildcard)
+    plain = said_row(said, "windows", "exclusive", "none")
+    assert plain["meets"] is False and plain["basis"] == "documented"
+    assert plain["cells"][0] == (
+        "cases/goal-exclusive-tcp.bind.yaml::rival-on-specific-under-my-wildcard[none-vs-none-tcp4]"
+    )
+    # Linux: a second plain listener on my address is refused; SO_REUSEPORT spreads
+    assert said_row(said, "linux", "exclusive", "none")["meets"] is True
+    assert said_row(said, "linux", "share", "SO_REUSEPORT")["meets"] is True
+    # an option the OS lacks is no setting there; a model without a claim is unknown
+    assert said_row(said, "windows", "share", "SO_REUSEPORT")["meets"] is None
+    freebsd = said_row(said, "freebsd", "share", "SO_REUSEPORT")
+    assert freebsd["meets"] is None and "no source says" in freebsd["why"]
+    for s in said.values():  # never a pass made of unknowns
+        for r in s["goals"]:
+            assert r["meets"] is not True or "no source" not in r["why"], r
+
+
+def test_an_unknown_step_is_never_a_pass() -> None:
+    (path, suite), *_ = foretold.goal_suites(["cases/goal-exclusive-tcp.bind.yaml"])
+    cell = suite.cells[0]
+    gc = goals.of(suite, cell)
+    assert gc is not None
+    assert foretold.judge(gc, cell, ["ok", "ok", "ok", "unknown"], "unknown")[0] is None
+    assert foretold.judge(gc, cell, ["ok", "ok", "ok", "ok"], "unknown")[0] is None
+    assert foretold.judge(gc, cell, ["ok", "ok", "ok", "ok"], "rival")[0] is False
+    assert foretold.judge(gc, cell, ["ok", "ok", "INUSE", "INUSE"], "unknown")[0] is True
+
+
+def test_a_measured_row_wins_and_a_disagreement_is_a_finding() -> None:
+    said = foretold.foretell(GOAL_FILES)
+    windows_host = {
+        "os": "windows",
+        "basis": "measured",
+        "goals": [goal_row("exclusive", "none", True)],  # Windows measured otherwise
+        "recommended": recommend.recommend([goal_row("exclusive", "none", True)]),
+    }
+    lead = recommend.merged([("win-host", windows_host)], said)
+    assert lead is not None
+    assert {t["basis"] for t in lead["table"] if t["os"] == "windows"} == {"measured"}
+    assert {t["os"] for t in lead["table"] if t["basis"] != "measured"} == {
+        "linux",
+        "freebsd",
+        "darwin",
+    }
+    (finding,) = [f for f in lead["findings"] if f["goal"] == "exclusive"]
+    assert finding["os"] == "windows" and finding["host"] == "win-host"
+    assert (finding["measured"], finding["said"], finding["basis"]) == (True, False, "documented")
+    assert "rival-on-specific-under-my-wildcard" in finding["said_cells"][0]
+    # an unknown on either side disagrees with nothing
+    unknown = {**windows_host, "goals": [goal_row("share", "SO_REUSEPORT", True)]}
+    assert recommend.merged([("win-host", unknown)], said)["findings"] == []  # type: ignore[index]
+
+
+def test_merged_report_shows_documented_and_derived_columns(tmp_path: Path) -> None:
+    said = foretold.foretell(GOAL_FILES)
+    recs = {
+        "os": "linux",
+        "basis": "measured",
+        "goals": [goal_row("exclusive", "none", False)],  # Linux measured otherwise
+        "recommended": recommend.recommend([goal_row("exclusive", "none", False)]),
+    }
+    merged = {
+        "hosts": [{"key": "lin", "label": "linux 6.8 py3.11"}],
+        "recommendations": recommend.merged([("lin", recs)], said),
+    }
+    md = "\n".join(answers.merged_markdown_lines(merged))
+    html = answers.merged_html_fragment(merged)
+    for text in (md, html):
+        assert "windows: documented, no host measured it" in text
+        assert "freebsd: derived, no host measured it" in text
+        assert "linux: derived" not in text  # measured: its row wins
+        assert "Measured here, said otherwise by documents or models (1)" in text
+        assert "linux 6.8 py3.11" in text
+    assert "[documented]" in md and "[derived]" in md
+    assert "rival-on-specific-under-my-wildcard" in html  # deciding cells, on hover

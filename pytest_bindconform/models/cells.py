@@ -196,19 +196,28 @@ def predict_cell(
 
 
 def predict(
-    os_family: str, cell: Cell, profile: Profile | None, model: Model | None = None
+    os_family: str,
+    cell: Cell,
+    profile: Profile | None,
+    model: Model | None = None,
+    outcomes: list[str] | None = None,
+    port_type: type[Port] = Port,
 ) -> Prediction:
-    """The step under test's outcome and, after every step, the receiver."""
+    """The step under test's outcome and, after every step, the receiver; `outcomes`,
+    if given, gets every step's outcome up to the first the model has no claim on
+    (`port_type`: a Port that answers more calls, as foretold.py's does)."""
     try:
         host = model_host(os_family)
         socks = {spec.name: model_socket(spec, profile, host) for spec in cell.sockets}
     except (Unmodelled, Unrunnable):
         return Prediction(UNKNOWN, UNKNOWN)
-    port = Port(socks, host, profile)
+    port = port_type(socks, host, profile)
     outcome = UNKNOWN
     for index, step in enumerate(cell.steps):
         failed = port.failed.get(step.socket.split(".")[0])
         said = failed if failed is not None else port.expect(model or for_os(os_family), step)
+        if outcomes is not None:
+            outcomes.append(said)
         if index == cell.under_test:
             outcome = said
         if said == UNKNOWN:

@@ -248,6 +248,7 @@ def merged_markdown_lines(merged: dict[str, Any]) -> list[str]:
     ]
     for line in _lead_rows(recs):
         out.append(_row(*line))
+    out += _sources_md(merged, recs)
     libs = [r for r in recs["goals"] if r["kind"] == "library"]
     if libs:
         oses = _oses(recs)
@@ -267,6 +268,56 @@ def merged_markdown_lines(merged: dict[str, Any]) -> list[str]:
                 _row(cand, f"{goal} {transport}", *(_cell_md(c) if c else "—" for c in cells))
             )
     return out + [""]
+
+
+def _unmeasured(recs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """OSes of the lead table no host measured: os -> one of its rows (basis, provenance)."""
+    return {t["os"]: t for t in recs["table"] if t["basis"] != "measured"}
+
+
+def _said_rows(recs: dict[str, Any], os_name: str) -> list[dict[str, Any]]:
+    return [r for r in recs["goals"] if r["os"] == os_name and r["basis"] != "measured"]
+
+
+def _label(merged: dict[str, Any], key: str) -> str:
+    return next((h["label"] for h in merged["hosts"] if h["key"] == key), key)
+
+
+FINDING_HEAD = ("OS (host)", "goal", "candidate", "measured (cells)", "documented/derived (cells)")
+
+
+def _finding_cells(merged: dict[str, Any], f: dict[str, Any]) -> list[str]:
+    yes = {True: "meets", False: "misses"}
+    return [
+        f"{f['os']} ({_label(merged, f['host'])})",
+        f"{f['goal']} {f['transport']}",
+        f["candidate"],
+        f"{yes[f['measured']]}: {f['why']} ({', '.join(f['cells'][:2])})",
+        f"{yes[f['said']]}: {f['said_why']} ({', '.join(f['said_cells'][:2])})",
+    ]
+
+
+def _sources_md(merged: dict[str, Any], recs: dict[str, Any]) -> list[str]:
+    """Where a column is documented or derived: its sources, its candidates x goals with
+    null where they do not decide; then measured-vs-sources findings."""
+    out = []
+    for os_name, t in _unmeasured(recs).items():
+        out += ["", f"### {os_name}: {t['basis']}, no host measured it", ""]
+        out += [f"From {_md(t['provenance'])}. ? = the sources do not decide every situation.", ""]
+        head, body = goal_matrix(_said_rows(recs, os_name), "options")
+        out += [_row(*head), "|---|" + "---|" * (len(head) - 1)]
+        out += [_row(c, *(_cell_md(x) for x in cells)) for c, *cells in body]
+    found = recs.get("findings", [])
+    if found:
+        out += ["", f"### Measured here, said otherwise by documents or models ({len(found)})", ""]
+        out += [
+            _row(
+                "OS (host)", "goal", "candidate", "measured (cells)", "documented/derived (cells)"
+            ),
+            "|---|---|---|---|---|",
+        ]
+        out += [_row(*_finding_cells(merged, f)) for f in found]
+    return out
 
 
 def _oses(recs: dict[str, Any]) -> list[str]:
@@ -393,6 +444,23 @@ def merged_html_fragment(merged: dict[str, Any]) -> str:
         '<section id="recommendations"><h2>Recommended setting per OS</h2>',
         _table(["goal", *oses], [[_e(c) for c in line] for line in _lead_rows(recs)]),
     ]
+    for os_name, t in _unmeasured(recs).items():
+        head, body = goal_matrix(_said_rows(recs, os_name), "options")
+        rows = [[_e(c), *(_cell_html(x) for x in cells)] for c, *cells in body]
+        parts += [
+            f'<h3 id="said-{_e(os_name)}">{_e(os_name)}: {_e(t["basis"])}, no host measured it'
+            f'</h3><p class="muted">From {_e(t["provenance"])}. Hover a cell for its deciding '
+            "cells; ? = the sources do not decide every situation (never a pass).</p>",
+            _table(head, rows),
+        ]
+    found = recs.get("findings", [])
+    if found:
+        head = list(FINDING_HEAD)
+        parts += [
+            f'<h3 id="said-findings">Measured here, said otherwise by documents or models '
+            f"({len(found)})</h3>",
+            _table(head, [[_e(c) for c in _finding_cells(merged, f)] for f in found]),
+        ]
     libs = [r for r in recs["goals"] if r["kind"] == "library"]
     if libs:
         by = {(r["candidate"], r["goal"], r["transport"], r["os"]): r for r in libs}

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, recommend
+from .. import __version__, foretold, recommend
 from . import labels, model
 
 fast_loads: Callable[[str], Any]
@@ -258,7 +258,7 @@ class Matrix:
         hosts = list(self.hosts.values())
         for h, label in zip(hosts, labels.host_labels([h["run_info"] for h in hosts]), strict=True):
             h["label"] = label
-        leads = recommend.merged(self.leads)
+        leads = recommend.merged(self.leads, foretold.foretell(goal_files(self.leads)))
         return {
             "format": model.FORMAT,
             "kind": "merged",
@@ -272,6 +272,17 @@ class Matrix:
             "summary": {keys[i]: h["summary"] for i, h in enumerate(hosts)},
             **({"recommendations": leads} if leads else {}),
         }
+
+
+def goal_files(leads: list[tuple[str, dict[str, Any] | None]]) -> list[str]:
+    """The goal suites' case files the hosts ran, as their cell ids name them."""
+    found = {
+        cell.partition("::")[0]
+        for _, recs in leads
+        for r in (recs or {}).get("goals", [])
+        for cell in r["cells"] + r.get("not_run", [])
+    }
+    return sorted(found)
 
 
 def resolves(into: dict[str, dict[str, str]], r: dict[str, Any]) -> None:
