@@ -198,10 +198,7 @@ class Book:
             o: n for o, n in summary.get("resemblance", {}).items() if o not in summary["oracles"]
         }
         if others and not quiet:
-            follows = ", ".join(
-                f"{o} {100 * n['agree'] / max(1, n['agree'] + n['disagree']):.0f}%"
-                for o, n in list(others.items())[:4]
-            )
+            follows = ", ".join(f"{o} {model.percent(n)}" for o, n in list(others.items())[:4])
             lines.append(f"  closest other sources (findings): {follows}")
         if self.written:
             lines.append("reports: " + ", ".join(p.resolve().as_uri() for p in self.written))

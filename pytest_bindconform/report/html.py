@@ -15,7 +15,7 @@ from typing import Any
 
 from . import answers, labels, matrix, templates
 from .merge import resolves
-from .model import VERDICTS, oracle_applies, summarize, token
+from .model import VERDICTS, oracle_applies, percent, summarize, token
 from .model import errata as errata_of
 
 LEGEND = (  # (css class, mark, label, meaning)
@@ -487,7 +487,7 @@ def summary_table(summary: dict[str, Any], gate: str | None) -> str:
                 esc(oid),
                 esc(n["agree"]),
                 esc(n["disagree"]),
-                esc(f"{100 * n['agree'] / max(1, n['agree'] + n['disagree']):.0f}%"),
+                esc(percent(n)),
             ]
             for oid, n in summary.get("resemblance", {}).items()
         ),

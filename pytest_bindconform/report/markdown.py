@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .model import percent
+
 LIMIT = 1_000_000  # bytes; GitHub's limit is 1 MiB (1_048_576) per step summary
 Section = tuple[str, list[str], list[str]]  # (heading, table header lines, table rows)
 
@@ -121,8 +123,7 @@ def render(
             *header("oracle", "agree", "disagree", "agreement"),
         ]
         for oid, n in summary["resemblance"].items():
-            total = n["agree"] + n["disagree"]
-            head.append(row(oid, n["agree"], n["disagree"], f"{100 * n['agree'] / total:.0f}%"))
+            head.append(row(oid, n["agree"], n["disagree"], percent(n)))
     disagree = [
         row(
             r["id"],

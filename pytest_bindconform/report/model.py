@@ -169,6 +169,17 @@ def share(counts: dict[str, int]) -> float:
     return counts["agree"] / total if total else 0.0
 
 
+def percent(counts: dict[str, int]) -> str:
+    """agree / (agree + disagree) as every output prints it: a whole percent rounded half
+    up in integers (no float or banker's rounding, so 78.5 is 79 everywhere), never 100%
+    while a cell disagrees nor 0% while one agrees; '–' with nothing to compare."""
+    agree, total = counts["agree"], counts["agree"] + counts["disagree"]
+    if not total:
+        return "–"
+    whole = (200 * agree + total) // (2 * total)
+    return f"{min(max(whole, 1 if agree else 0), 99 if agree < total else 100)}%"
+
+
 def token(expectation: dict[str, Any]) -> str:
     """An expectation as the case files write it: 'ok*' = ok, undefined which socket receives."""
     return str(expectation["outcome"]) + ("*" if expectation["flags"] else "")
