@@ -22,7 +22,7 @@ import pytest
 
 from pytest_bindconform import cases, host, oracles, runner
 from pytest_bindconform.__main__ import main
-from pytest_bindconform.report import html, markdown, model
+from pytest_bindconform.report import hostgrid, html, markdown, model
 from pytest_bindconform.report.book import Book, write_atomic
 from pytest_bindconform.report.merge import result as merged_result
 from pytest_bindconform.report.merge import shown
@@ -346,7 +346,7 @@ def test_html_grows_little_per_cell_and_folds_further_grids(
     assert f'<h3>copy</h3> <span class="muted">{len(copies)} cells: ' in two
     copies[-1].update(status="error", reason="crashed")
     assert drawn(html.render(doc)) == {first: True, "copy": True}
-    monkeypatch.setattr(html, "OPEN", len(copies) - 1)  # a large first grid opens on click
+    monkeypatch.setattr(hostgrid, "OPEN", len(copies) - 1)  # a large first grid opens on click
     assert drawn(html.render(linux)) == {first: False}
     assert html.tally(copies[-3:]).startswith("3 cells: ")
     assert html.tally(copies[-1:]) == "1 cell: ⚠ 1 error"

@@ -2,31 +2,31 @@
 
 No script, no external asset: it opens from disk, offline. The page shell, the
 fingerprint and the whole merged matrix are Jinja2 templates with autoescaping
-(templates/); the host report's grids are still built here, every piece of text
-from case files or hosts going through esc() (a title may hold '<script>').
+(templates/), and so are the host report's grids (grids.html.j2, from the values of
+hostgrid.py); the rest of the host page is built here, every piece of text from
+case files or hosts going through esc() (a title may hold '<script>').
 """
 
 from __future__ import annotations
 
 import html
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from . import answers, labels, matrix, templates
-from .merge import resolves
-from .model import VERDICTS, oracle_applies, percent, summarize, token
-from .model import errata as errata_of
-
-LEGEND = (  # (css class, mark, label, meaning)
-    ("agree", "✓", "agree", "every applicable oracle that makes a claim agrees"),
-    ("disagree", "✗", "gate disagrees", "the gate oracle disagrees: the cell fails"),
-    ("finding", "!", "finding", "the gate agrees or makes no claim; another oracle disagrees"),
-    ("noclaim", "·", "no claim", "ran; no applicable oracle makes a claim"),
-    ("notrun", "–", "not run", "skipped on this host; the reason says how to enable it"),
-    ("error", "⚠", "error", "interference, crash, or no result"),
+from . import answers, hostgrid, matrix, templates
+from .hostgrid import (  # noqa: F401  # noqa: F401
+    LEGEND,
+    MARK,
+    delivery_text,
+    kind,
+    letters_of,
+    model_text,
+    others_disagree,
+    plain,
+    tally,
 )
-MARK = {name: mark for name, mark, _, _ in LEGEND}
+from .model import VERDICTS, oracle_applies, percent, summarize
+from .model import errata as errata_of
 
 
 def esc(value: object) -> str:
@@ -47,242 +47,17 @@ def table(head: Iterable[str], rows: Iterable[Iterable[str]], cls: str = "") -> 
     return tag("table", tag("tr", top) + body, class_=cls)
 
 
-kind = matrix.kind  # the colour class of a result: one reading for host and merged pages
-
-
-def notable(result: dict[str, Any]) -> bool:
-    """Worth the full tables: it failed, erred, has no gate, or some oracle disagrees."""
-    return result["status"] in ("fail", "error", "ungated") or (
-        "disagree" in result["verdicts"].values()
-    )
-
-
-def expects(expectation: dict[str, Any]) -> str:
-    receiver = expectation.get("receiver")
-    return token(expectation) + (f"→{receiver}" if receiver else "")
-
-
-def observed(result: dict[str, Any]) -> str:
-    seen = result["observed"]
-    if not seen:
-        return "not run" if result["status"] == "skip" else result["status"]
-    delivery = seen.get("delivery")
-    named = any(e.get("receiver") for e in result["expected"].values())
-    return str(seen["outcome"]) + (f"→{delivery['receiver']}" if named and delivery else "")
+def grids(
+    suite: dict[str, Any] | None, results: list[dict[str, Any]], letters: dict[str, str]
+) -> str:
+    """A suite's grids (templates/grids.html.j2, autoescaped) as a fragment of the page."""
+    return str(templates.macros("grids.html.j2").grids(hostgrid.grids(suite, results, letters)))
 
 
 def expectations(result: dict[str, Any], letters: dict[str, str]) -> str:
-    """'A<i>CD</i> INUSE · <i>B</i> ok*': the oracles that expect each outcome, by key.
-
-    A grey key does not apply to this host; a red underlined one disagrees.
-    """
-    order = list(letters)
-    oids = sorted(result["expected"], key=lambda o: order.index(o) if o in order else len(order))
-    joined = all(len(letters.get(o, o)) == 1 for o in oids)  # 'ACD', else 'A CD oracle-27'
-    look = {None: "<i>{}</i>", "disagree": "<u>{}</u>"}  # does not apply here; disagrees
-    other = set(others_disagree(result))
-    groups: dict[str, list[str]] = {}
-    for oid in oids:
-        how = "<em>{}</em>" if oid in other else look.get(result["verdicts"].get(oid), "{}")
-        mark = how.format(esc(letters.get(oid, oid)))
-        groups.setdefault(expects(result["expected"][oid]), []).append(mark)
-    parts = [("" if joined else " ").join(keys) + " " + esc(tok) for tok, keys in groups.items()]
-    text = " · ".join(parts)
-    if joined:
-        text = text.replace("</i><i>", "").replace("</u><u>", "").replace("</em><em>", "")
-    return text
-
-
-def others_disagree(result: dict[str, Any]) -> list[str]:
-    """Sources for other OSes (they do not apply here) that claim another outcome than
-    this host's: a finding about how portable the behaviour is, drawn in colour."""
-    seen = (result.get("observed") or {}).get("outcome")
-    if seen is None:
-        return []
-    return [
-        oid
-        for oid, exp in result["expected"].items()
-        if oid not in result["verdicts"]
-        and exp["outcome"] not in ("unknown", "n/a")
-        and exp["outcome"] != seen
-    ]
-
-
-def socket_text(s: dict[str, Any]) -> str:
-    v6 = "" if s["v6only"] is None else f" v6only={'on' if s['v6only'] else 'off'}"
-    owner = f" owned by {s['owner']}" if s.get("owner") not in (None, "self") else ""
-    return f"{s.get('name', '')} {s['family']}/{s['type']}{v6}{owner}"
-
-
-def calls_text(result: dict[str, Any]) -> list[str]:
-    """The calls as run, one line per run of calls on one socket, each bind with its address.
-
-    'second inet/stream: socket ok, setsockopt SO_REUSEPORT ok, bind 0.0.0.0 INUSE
-    (EADDRINUSE 98)': the options and addresses of the sockets read from the calls.
-    """
-    sockets = {s.get("name", ""): s for s in result["scenario"]["sockets"]}
-    runs: list[tuple[str, str, list[str]]] = []  # (socket, how it is shown, calls)
-    for step in result["observed"]["steps"]:
-        name, call = step["socket"], step["call"]
-        if call == "bind" and sockets.get(name, {}).get("address"):
-            call += f" {sockets[name]['address']}"
-        raw = f" ({step.get('error') or 'errno'} {step['errno']})" if step["errno"] else ""
-        if not runs or runs[-1][0] != name:
-            new = name in sockets and all(n != name for n, _, _ in runs)
-            runs.append((name, socket_text(sockets[name]) if new else name, []))
-        runs[-1][2].append(f"{call} {step['outcome']}{raw}")
-    return [f"{shown}: {', '.join(calls)}" for _, shown, calls in runs]
-
-
-def delivery_text(delivery: dict[str, Any]) -> str:
-    got = ", ".join(f"{k} {v}" for k, v in delivery["received"].items())
-    return (
-        f"delivery: {delivery['sent']} sent to {delivery['target']}; received {got}"
-        f" → {delivery['receiver']}"
-    )
-
-
-def model_text(model: dict[str, Any]) -> str:
-    """The host OS model's prediction: never an oracle, so said apart and only in words."""
-    receiver = f"→{model['receiver']}" if model.get("receiver") else ""
-    return f"model {model['os']} predicts {model['outcome']}{receiver}: {model['verdict']}"
-
-
-def hover(result: dict[str, Any]) -> str:
-    """The title tooltip, plain text: the cell, why, and every call with its raw error;
-    the OS model's prediction where it does not agree."""
-    why = f"{result['status']}: {result['reason']}" if result["reason"] else result["status"]
-    lines = [result["name"] or result["id"], why]
-    seen = result["observed"]
-    if seen:
-        lines += calls_text(result)
-        if seen.get("delivery"):
-            lines.append(delivery_text(seen["delivery"]))
-        if result.get("model") and result["model"]["verdict"] != "agree":
-            lines.append(model_text(result["model"]))
-    else:
-        sockets = result["scenario"]["sockets"]
-        lines += [f"sockets: {'; '.join(map(socket_text, sockets))}"]
-        lines += [f"planned: {', '.join(result['scenario']['steps'])}"]
-    return "\n".join(lines)
-
-
-def details(result: dict[str, Any], letters: dict[str, str]) -> str:
-    """The expanded cell: reason, sockets as created, every call, every expectation."""
-    parts = [tag("div", esc(result["id"]), class_="muted")]
-    if result["reason"]:
-        parts.append(tag("pre", esc(result["reason"])))
-    parts.append(
-        table(
-            ("socket", "family/type", "v6only", "options", "address", "state"),
-            (
-                [
-                    esc(s.get("name", "")),
-                    esc(f"{s['family']}/{s['type']}"),
-                    esc("OS default" if s["v6only"] is None else plain(s["v6only"])),
-                    esc(", ".join(s["options"]) or "none"),
-                    esc(s["address"]),
-                    esc(s["state"]),
-                ]
-                for s in result["scenario"]["sockets"]
-            ),
-        )
-    )
-    if result["observed"]:
-        parts.append(
-            table(
-                ("socket", "call", "outcome", "errno", "error"),
-                (
-                    [
-                        esc(s["socket"]),
-                        esc(s["call"]),
-                        esc(s["outcome"]),
-                        esc(s["errno"] or ""),
-                        esc(s.get("error", "")),
-                    ]
-                    for s in result["observed"]["steps"]
-                ),
-            )
-        )
-        if result["observed"].get("delivery"):
-            parts.append(tag("p", esc(delivery_text(result["observed"]["delivery"]))))
-    if result.get("model"):
-        model = result["model"]
-        parts.append(tag("p", esc(f"{model_text(model)} ({model['provenance']})")))
-    parts.append(
-        table(
-            ("key", "oracle (provenance: see the suite's table)", "expects", "verdict here"),
-            (
-                [
-                    esc(letters.get(oid, "")),
-                    esc(oid + (" (gate)" if oid == result["gate"] else "")),
-                    esc(expects(exp)),
-                    esc(result["verdicts"].get(oid, "does not apply")),
-                ]
-                for oid, exp in result["expected"].items()
-            ),
-        )
-    )
-    return tag("div", "".join(parts), class_="more")
-
-
-def block(result: dict[str, Any], letters: dict[str, str], label: str = "") -> str:
-    """One result's content in a table cell; the full tables only where it needs a look."""
-    k = kind(result)
-    head = (
-        (tag("span", esc(label), class_="alt") if label else "")
-        + tag("b", esc(f"{MARK[k]} {observed(result)}"))
-        + tag("span", expectations(result, letters), class_="x")
-    )
-    if notable(result):
-        return tag("details", tag("summary", head) + details(result, letters))
-    return head
-
-
-def letters_of(suite: dict[str, Any] | None, results: list[dict[str, Any]]) -> dict[str, str]:
-    oids = list((suite or {}).get("oracles", {}))
-    oids += [o for r in results for o in r["expected"] if o not in oids]
-    return {oid: chr(ord("A") + i) if i < 26 else oid for i, oid in enumerate(oids)}
-
-
-def alternatives(group: list[dict[str, Any]]) -> list[str]:
-    """Labels telling apart cells a published table merged into one ('default or reuse')."""
-    if len(group) < 2:
-        return [""]
-    split = [r["key"].split(",") for r in group]
-    differ = [i for i in range(len(split[0])) if len({tuple(s[i : i + 1]) for s in split}) > 1]
-    return [",".join(s[i] for i in differ if i < len(s)) for s in split]
-
-
-def cell(group: list[dict[str, Any]], letters: dict[str, str]) -> str:
-    """A <td> of one result, or of the several a published table merged into one cell.
-
-    Each result (class rec) carries its colour and its hover text; one <td> per
-    result keeps the page light, as there are thousands.
-    """
-    if not group:
-        return tag("td", "—", class_="muted")
-    if len(group) == 1:
-        (r,) = group
-        return tag("td", block(r, letters), class_=f"rec {look(r)}", title=hover(r))
-    inner = "".join(
-        tag("div", block(r, letters, label), class_=f"rec {look(r)}", title=hover(r))
-        for r, label in zip(group, alternatives(group), strict=True)
-    )
-    return tag("td", inner, class_="multi")
-
-
-def look(result: dict[str, Any]) -> str:
-    """The classes of a drawn result: its kind, and 'other' where another OS's source
-    disagrees with what this host did."""
-    return kind(result) + (" other" if others_disagree(result) else "")
-
-
-def tally(results: list[dict[str, Any]]) -> str:
-    """'36 cells: ✓ 30 agree · – 6 not run': how a grid or a suite came out, at a glance."""
-    counts = Counter(kind(r) for r in results)
-    shown = [f"{mark} {counts[name]} {label}" for name, mark, label, _ in LEGEND if counts[name]]
-    return f"{len(results)} cell{'s' if len(results) != 1 else ''}: " + " · ".join(shown)
+    """'A<i>CD</i> INUSE · <i>B</i> ok*': the oracles that expect each outcome, by key;
+    a grey key does not apply to this host, a red underlined one disagrees."""
+    return str(templates.macros("grids.html.j2").keys(hostgrid.keys(result, letters)))
 
 
 def oracle_table(
@@ -335,72 +110,6 @@ def references(suite: dict[str, Any]) -> str:
     return tag("ul", "".join(items)) if items else ""
 
 
-OPEN = 200  # cells: a suite's first grid up to this size is drawn open, larger ones on click
-
-
-def variant(title: str, results: list[dict[str, Any]], grid: str, first: bool) -> str:
-    """One grid behind its tally line: open when something in it needs a look, or when it is
-    the suite's first and small; the browser skips laying out the closed ones."""
-    head = tag("h3", esc(title)) + " " + tag("span", esc(tally(results)), class_="muted")
-    shown = any(map(notable, results)) or (first and len(results) <= OPEN)
-    return tag(
-        "details",
-        tag("summary", head) + tag("div", grid, class_="scroll"),
-        class_="variant",
-        open="open" if shown else "",
-    )
-
-
-def grid_table(
-    corner: str,
-    columns: list[str],
-    rows: list[str],
-    at: dict[tuple[int, int], list[dict[str, Any]]],
-    letters: dict[str, str],
-) -> str:
-    """A table.grid; at[i, j] holds the results drawn in row i, column j."""
-    top = tag("th", esc(corner), class_="corner") + "".join(tag("th", esc(c)) for c in columns)
-    cols = range(len(columns))
-    body = "".join(
-        tag("tr", tag("th", esc(label)) + "".join(cell(at.get((i, j), []), letters) for j in cols))
-        for i, label in enumerate(rows)
-    )
-    return tag("table", tag("tr", top) + body, class_="grid")
-
-
-def grids(
-    suite: dict[str, Any] | None, results: list[dict[str, Any]], letters: dict[str, str]
-) -> str:
-    """Grid cells in page orientation, one table per variant; other cases as a case table."""
-    out = []
-    grid = (suite or {}).get("grid") or {}
-    on_grid = [r for r in results if r["grid"] is not None and grid]
-    if grid and on_grid:
-        out.append(tag("p", "Orientation: " + esc(grid["orientation"]), class_="muted"))
-    for n, name in enumerate(dict.fromkeys(r["variant"] for r in on_grid)):
-        mine = [r for r in on_grid if r["variant"] == name]
-        where: dict[tuple[int, int], list[dict[str, Any]]] = {}
-        for r in mine:
-            where.setdefault((r["grid"]["row"], r["grid"]["column"]), []).append(r)
-        corner = f"{grid.get('row_socket', 'rows')} ↓ · {grid.get('column_socket', 'columns')} →"
-        roles: dict[str, dict[str, str]] = {}
-        for r in mine:
-            resolves(roles, r)
-        became = roles.get(mine[0]["profile"] or "", {})
-        columns = [labels.with_options(c, became) for c in grid["columns"]]
-        rows = [labels.with_options(c, became) for c in grid["rows"]]
-        table_ = grid_table(corner, columns, rows, where, letters)
-        out.append(variant(name or "all cells", mine, table_, n == 0))
-    rest = [r for r in results if r["grid"] is None or not grid]
-    if rest:
-        keys = list(dict.fromkeys(r["key"] for r in rest))
-        cols = list(dict.fromkeys(r["variant"] for r in rest))
-        at = {(keys.index(r["key"]), cols.index(r["variant"])): [r] for r in rest}
-        table_ = grid_table("case ↓ · variant →", [c or "all" for c in cols], keys, at, letters)
-        out.append(variant("Cases", rest, table_, True))
-    return "".join(out)
-
-
 def legend() -> str:
     rows = [
         [tag("td", esc(f"{mark} {label}"), class_=name), esc(meaning)]
@@ -441,14 +150,6 @@ def by_suite(suites: dict[str, Any], results: list[dict[str, Any]]) -> dict[str,
     for r in results:
         out.setdefault(r["suite"] if r["suite"] in suites else "", []).append(r)
     return out
-
-
-def plain(value: object) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list | tuple):
-        return ", ".join(map(str, value)) or "none"
-    return "unknown" if value is None else str(value)
 
 
 def key_values(pairs: Iterable[tuple[str, object]]) -> str:

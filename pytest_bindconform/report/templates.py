@@ -3,7 +3,7 @@
 Autoescaping is on for every template: any text from a case file or a host
 (a suite title may hold '<script>') is escaped unless the Python side marked
 it as markup on purpose (Markup), which only the caller's `lead` fragment and
-the host report's grids are.
+the host page's body are.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ def environment() -> jinja2.Environment:
 
 def render(name: str, **context: Any) -> str:
     return environment().get_template(name).render(**context)
+
+
+def macros(name: str) -> Any:
+    """A template's macros, callable from Python (each returns autoescaped Markup)."""
+    return environment().get_template(name).module
 
 
 def markup(fragment: str) -> Markup:
