@@ -199,6 +199,10 @@ def predict(
     os_family: str, cell: Cell, profile: Profile | None, model: Model | None = None
 ) -> Prediction:
     """The step under test's outcome and, after every step, the receiver."""
+    if any(spec.port or spec.owner == "unprivileged" for spec in cell.sockets):
+        # the models know one shared port and who owns it, not ephemeral-port choice or
+        # privileged ports
+        return Prediction(UNKNOWN, UNKNOWN)
     try:
         host = model_host(os_family)
         socks = {spec.name: model_socket(spec, profile, host) for spec in cell.sockets}
