@@ -15,13 +15,13 @@ from typing import Any, Protocol, cast
 
 from . import delivery, locality, ops
 from .host import Host
-from .model import REBINDS, Cell, Profile, SocketSpec, Step
+from .model import Cell, Profile, SocketSpec, Step
 from .ops import OTHER, Executor, error_name, normalise, record
 from .owner import Child
+from .ownports import NOT_RUN, OwnPorts
 from .plan import PlannedSocket, Unrunnable, plan, resolve_address, resolve_options
 from .ports import Interference
 
-NOT_RUN = "not-run"
 WILDCARDS = ("0.0.0.0", "::", "::ffff:0.0.0.0")
 
 
@@ -61,7 +61,7 @@ def delivery_target(sharing: Sequence[Addressed], host: Host) -> str:
     return connectable(specific[0] if specific else first.address, first.family, host)
 
 
-class _Run:
+class _Run(OwnPorts):
     """The live state of one cell: who holds each socket, socket states, step records."""
 
     def __init__(
@@ -114,66 +114,6 @@ class _Run:
             call = f"setsockopt {req['option']}"
             if self.send(name, {"op": "setsockopt", "call": call, **req})["outcome"] != "ok":
                 return
-
-    @staticmethod
-    def option_requests(p: PlannedSocket) -> list[dict[str, Any]]:
-        """The setsockopt requests that make a fresh socket as planned."""
-        requests: list[dict[str, Any]] = []
-        if p.v6only is not None:
-            requests.append({"option": "IPV6_V6ONLY", "value": p.v6only})
-        return requests + [{"option": option} for option in p.options]
-
-    def port_of(self, name: str) -> int:
-        """The port a socket bound, else the one it will bind: its own or the cell's."""
-        return self.ports.get(
-            name, self.privileged if self.planned[name].port == "privileged" else self.port
-        )
-
-    def bind_port(self, name: str) -> int | None:
-        """The port 'bind X' asks for; None when a 'same-as' socket has none to share."""
-        role = self.planned[name].port
-        if role == "0":
-            return 0
-        if role.startswith("same-as "):
-            return self.ports.get(role.removeprefix("same-as "))
-        return self.port_of(name)
-
-    def compare(self, step: Step) -> dict[str, Any]:
-        """'compare-ports A B': same or differ, with both ports in the record."""
-        names = (step.socket, step.argument)
-        call = str(step)
-        missing = [n for n in names if n not in self.ports]
-        if missing:
-            failed = next((self.failed[n] for n in missing if n in self.failed), None)
-            self.steps.append(record(step.socket, call, NOT_RUN, 0, f"{missing[0]} bound no port"))
-            return failed or self.steps[-1]
-        a, b = (self.ports[n] for n in names)
-        answer = record(step.socket, call, "same" if a == b else "differ")
-        answer["ports"] = {names[0]: a, names[1]: b}
-        self.steps.append(answer)
-        return answer
-
-    def rebind(self, name: str) -> dict[str, Any]:
-        """'rebind A': the bounded loop of ops.Executor._rebind, judged here."""
-        p = self.planned[name]
-        answer = self.send(
-            name,
-            {
-                "op": "rebind",
-                "call": f"rebind {name} ({REBINDS} binds to port 0)",
-                "family": p.family,
-                "type": p.type,
-                "address": p.address,
-                "options": self.option_requests(p),
-                "tries": REBINDS,
-            },
-        )
-        if answer["outcome"] == "ok":
-            every = answer["came_back"] == answer["tries"]
-            answer["outcome"] = "same" if every else "differ"
-        del self.where[name]  # closed by the loop, whatever it met
-        self.states[name] = "closed"
-        return answer
 
     def target(self, step: Step) -> str:
         """Where 'connect X TARGET' goes: another socket's address, or an address role."""
