@@ -421,7 +421,7 @@ class _Builder:
         self, sockets: dict[str, dict[str, Any]], steps: list[Step], path: Path
     ) -> None:
         """'same-as X' names another socket whose bind comes first; 'rebind' needs port 0."""
-        first_bind = {}
+        first_bind: dict[str, int] = {}
         for i, step in enumerate(steps):
             if step.call == "bind":
                 first_bind.setdefault(step.socket, i)

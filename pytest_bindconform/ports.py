@@ -12,6 +12,11 @@ closed, so a foreign socket would have had to come and go within the cell's
 own few hundred microseconds. (Cells that make TCP connections leave TIME_WAIT
 entries of their own, so for them the proof after is left out; the peer of
 every accepted connection is checked instead.)
+
+A socket may also have a port of its own (case format 'port:'). A 'privileged' one comes
+from this worker's slice of PRIVILEGED_RANGE and is proven free like the cell's port; a
+port the kernel picked ('port: 0') was free by the kernel's own rules when it was handed
+out, and is proved free again after a cell that met a conflict (runner._observe).
 """
 
 from __future__ import annotations

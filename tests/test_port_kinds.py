@@ -117,7 +117,7 @@ def test_on_a_one_port_ephemeral_range_bind_0_refuses_the_held_port(tmp_path: Pa
         "linux-one-ephemeral-port",
     )
     by = {r["name"]: r for r in data["results"]}
-    assert data["host"]["sysctl"]["net.ipv4.ip_local_port_range"] == "40000 40000"
+    assert data["run_info"]["host"]["sysctl"]["net.ipv4.ip_local_port_range"] == "40000 40000"
     held = by["port-0-next-to-a-held-port-reuseaddr[tcp]"]
     assert (held["status"], held["observed"]["outcome"]) == ("pass", "INUSE"), data["stdout"]
     assert by["port-0-over-a-time-wait-entry-reuseaddr[tcp]"]["observed"]["outcome"] == "INUSE"
