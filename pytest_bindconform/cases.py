@@ -26,6 +26,7 @@ from .model import (
     CALLS,
     NO_CLAIM,
     OPTION_NAMES,
+    PORT_CALLS,
     ROLES,
     STEP_OPTIONS,
     Cell,
@@ -416,6 +417,41 @@ class _Builder:
         if fields.get("v6only") is not None and family != "inet6":
             self.error((*path, "v6only"), "v6only only applies to family inet6")
 
+    def check_ports(
+        self, sockets: dict[str, dict[str, Any]], steps: list[Step], path: Path
+    ) -> None:
+        """'same-as X' names another socket whose bind comes first; 'rebind' needs port 0."""
+        first_bind: dict[str, int] = {}
+        for i, step in enumerate(steps):
+            if step.call == "bind":
+                first_bind.setdefault(step.socket, i)
+        for sname, fields in sockets.items():
+            port = fields.get("port")
+            if not isinstance(port, str) or not port.startswith("same-as "):
+                continue
+            where: Path = (*path, "sockets", sname, "port")
+            other = port.removeprefix("same-as ")
+            valid = [f"same-as {n}" for n in sockets if n != sname]
+            if other not in sockets or other == sname:
+                self.error(
+                    where,
+                    f"port {excerpt(port)} names no other socket of this case; "
+                    + _suggest(port, valid),
+                )
+            elif first_bind.get(other, len(steps)) > first_bind.get(sname, len(steps)):
+                self.error(
+                    where,
+                    f"port {excerpt(port)}: 'bind {other}' must come before 'bind {sname}', "
+                    f"so that {other} has a port to share",
+                )
+        for i, step in enumerate(steps):
+            if step.call == "rebind" and sockets.get(step.socket, {}).get("port") != 0:
+                self.error(
+                    (*path, "steps", i),
+                    f"step {excerpt(str(step))}: rebind needs a socket with 'port: 0' "
+                    "(it asks the kernel for an ephemeral port again and again)",
+                )
+
     def variant_key(self, profile: str | None, variant: dict[str, str]) -> str:
         parts = [profile] if profile else []
         if "type" in variant:
@@ -447,6 +483,13 @@ class _Builder:
             for i, value in enumerate(grid[axis]["values"]):
                 if "option" in value and "options" in value:
                     self.error((*base, axis, "values", i), "use 'option' or 'options', not both")
+                if "port" in value:
+                    self.error(
+                        (*base, axis, "values", i, "port"),
+                        "a grid's two sockets share the cell's port; a socket's own 'port' "
+                        "is for individual cases (under 'cases')",
+                        key=True,
+                    )
                 for key in ("option", "options"):
                     if key in value:
                         opts = value[key] if isinstance(value[key], list) else [value[key]]
@@ -675,11 +718,11 @@ class _Builder:
             return None
         call, sock = parts[0], parts[1]
         argument = parts[2] if len(parts) == 3 else ""
-        if call not in CALLS + extra:
+        if call not in CALLS + PORT_CALLS + extra:
             self.error(
                 path,
                 f"unknown call {excerpt(call)} in step {excerpt(text)}; "
-                + _suggest(call, [*CALLS, *extra]),
+                + _suggest(call, [*CALLS, *PORT_CALLS, *extra]),
             )
             return None
         if sock not in sockets and not (sock.endswith(".conn") and sock[:-5] in sockets):
@@ -694,9 +737,14 @@ class _Builder:
         needs = {
             "setsockopt": list(OPTION_NAMES) + list(ROLES) + list(STEP_OPTIONS),
             "connect": list(ADDRESS_ROLES) + sorted(sockets),
+            "compare-ports": sorted(sockets),
         }
         if call in needs and argument not in needs[call]:
-            what = "an option" if call == "setsockopt" else "an address role or a socket name"
+            what = {
+                "setsockopt": "an option",
+                "connect": "an address role or a socket name",
+                "compare-ports": "the socket to compare with",
+            }[call]
             self.error(
                 path,
                 f"step {excerpt(text)}: {call} needs {what}; " + _suggest(argument, needs[call]),
@@ -741,6 +789,7 @@ class _Builder:
             self.check_options(
                 fields.get("options", []), (*path, "sockets", sname, "options"), suite
             )
+        self.check_ports(case["sockets"], real_steps, path)
         exp_by_profile: dict[str | None, list[Expectation]] = {}
         known = set(profiles)  # thousands of profiles: a list would make this quadratic
         for oid, value in case["expect"].items():
@@ -894,6 +943,7 @@ def _spec(name: str, fields: dict[str, Any]) -> SocketSpec:
         options=options,
         address=fields["address"],
         owner=fields.get("owner", "self"),
+        port=str(fields["port"]) if "port" in fields else "",
     )
 
 

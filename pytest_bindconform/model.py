@@ -19,8 +19,11 @@ OUTCOMES = (
     "REFUSED",
     "TIMEOUT",
     "RESET",
+    "same",
+    "differ",
 )
-"""Outcomes a step can have that an expectation can name."""
+"""Outcomes a step can have that an expectation can name ('same'/'differ': of a
+'compare-ports' or 'rebind' step, see PORT_CALLS)."""
 
 NO_CLAIM = ("n/a", "unknown")
 """Expectation tokens that make no claim: the document says the case does not
@@ -33,9 +36,20 @@ timeout, so close() aborts the connection with an RST and leaves no TIME_WAIT.""
 ROLES = ("default", "reuse", "exclusive")
 ADDRESS_ROLES = ("wildcard", "specific", "specific2", "v4mapped-specific", "v4mapped-wildcard")
 CALLS = ("bind", "listen", "connect", "accept", "send", "recv", "shutdown", "setsockopt", "close")
+PORT_CALLS = ("compare-ports", "rebind")
+"""'compare-ports A B': did A and B get the same port (outcome same) or not (differ);
+'rebind A': close A, then REBINDS times bind a fresh socket like A to port 0 and close
+it: same when the port just closed came straight back every time, else differ."""
+REBINDS = 100  # the bounded loop of a 'rebind' step
+PORT_ROLES = ("0", "privileged", "same-as")
+"""A socket's own port, instead of the port every socket of the cell shares: 0 (the
+kernel picks one; getsockname reads it back), privileged (a free port below 1024, proved
+free like the cell's port), 'same-as X' (the port socket X got)."""
 GOAL_CALLS = ("join", "kill")  # join the loopback multicast group; kill the owning child process
 STATES = ("bound", "listening", "closed-established", "time-wait")
-OWNERS = ("self", "process", "other-user")
+OWNERS = ("self", "process", "other-user", "unprivileged")
+"""unprivileged: this process when the run is unprivileged, else an 'other-user' child
+(root drops its privileges there), so privilege rules are seen either way."""
 OS_FAMILIES = ("windows", "linux", "darwin", "freebsd")
 
 
@@ -91,7 +105,13 @@ class SocketSpec:
     v6only: bool | None  # None: the OS default
     options: tuple[str, ...]  # roles or raw names, as written
     address: str  # role or literal
-    owner: str = "self"  # self | process | other-user
+    owner: str = "self"  # self | process | other-user | unprivileged
+    port: str = ""  # '': the cell's port; else one of PORT_ROLES ('same-as X' in full)
+
+    @property
+    def same_as(self) -> str:
+        """The socket whose port this one binds ('' unless port is 'same-as X')."""
+        return self.port.removeprefix("same-as ") if self.port.startswith("same-as ") else ""
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,28 @@ class Executor:
             mreq = socket.inet_aton(group) + socket.inet_aton("127.0.0.1")
             s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
 
+    def _rebind(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
+        """Close the socket, then `tries` times: a fresh one like it (the options in req)
+        binds its address to port 0 and is closed again. How often did the port just
+        closed come straight back?"""
+        old = self.socks.pop(name)
+        last = old.getsockname()[1]
+        old.close()
+        ports: list[int] = []
+        for _ in range(int(req["tries"])):  # bounded: REBINDS in model.py
+            fresh = socket.socket(FAMILIES[req["family"]], TYPES[req["type"]])
+            try:
+                self.socks[name] = fresh
+                for option in req.get("options", []):
+                    self._setsockopt(name, option)
+                fresh.bind((req["address"], 0))
+                ports.append(fresh.getsockname()[1])
+            finally:
+                self.socks.pop(name, None)
+                fresh.close()
+        back = sum(1 for before, now in zip([last, *ports], ports, strict=False) if before == now)
+        return {"tries": len(ports), "came_back": back, "ports": ports}
+
     def _sockname(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
         address = self.socks[name].getsockname()
         return {"address": address[0], "port": address[1]}

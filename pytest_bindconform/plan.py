@@ -31,9 +31,11 @@ class PlannedSocket:
     address: str  # literal
     roles: tuple[str, ...]  # options as the case wrote them
     address_role: str
-    owner: str = "self"
+    owner: str = "self"  # as run: 'unprivileged' is resolved to self or other-user
+    port: str = ""  # the socket's own port role (model.PORT_ROLES), '' for the cell's port
 
     def to_dict(self, state: str) -> dict[str, Any]:
+        own = {"port_role": self.port} if self.port else {}
         return {
             "name": self.name,
             "family": self.family,
@@ -45,6 +47,7 @@ class PlannedSocket:
             "address_role": self.address_role,
             "owner": self.owner,
             "state": state,
+            **own,
         }
 
 
@@ -161,6 +164,12 @@ def _require_options(options: tuple[str, ...], host: Host) -> None:
             )
 
 
+def unprivileged_owner(host: Host) -> str:
+    """Who holds an 'unprivileged' socket: this process when the run has no privileges,
+    else a child that drops them (POSIX: setuid to 'nobody'; Windows: a second account)."""
+    return "other-user" if host.admin else "self"
+
+
 def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]:
     """Concrete sockets for this host, or Unrunnable with how to enable the cell."""
     for step in cell.steps:  # an option set by a later 'setsockopt' step must exist too
@@ -169,7 +178,8 @@ def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]
             _require_options(resolve_options(spec, profile, host), host)
     planned = []
     for spec in cell.sockets:
-        if spec.owner == "other-user":
+        owner = unprivileged_owner(host) if spec.owner == "unprivileged" else spec.owner
+        if owner == "other-user":
             try:
                 other_user_ids()
             except OwnerUnavailable as exc:
@@ -190,7 +200,8 @@ def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]
                 address=local_address(spec, host),
                 roles=spec.options,
                 address_role=spec.address,
-                owner=spec.owner,
+                owner=owner,
+                port=spec.port,
             )
         )
     names = {spec.name for spec in cell.sockets}

@@ -12,6 +12,11 @@ closed, so a foreign socket would have had to come and go within the cell's
 own few hundred microseconds. (Cells that make TCP connections leave TIME_WAIT
 entries of their own, so for them the proof after is left out; the peer of
 every accepted connection is checked instead.)
+
+A socket may also have a port of its own (case format 'port:'). A 'privileged' one comes
+from this worker's slice of PRIVILEGED_RANGE and is proven free like the cell's port; a
+port the kernel picked ('port: 0') was free by the kernel's own rules when it was handed
+out, and is proved free again after a cell that met a conflict (runner._observe).
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from .ops import FAMILIES, TYPES, normalise
 from .plan import WILDCARD
 
 DEFAULT_RANGE = (20000, 29999)
+# ports a 'port: privileged' socket is given: below 1024 everywhere that has the rule,
+# above the well-known services most hosts run (22, 25, 53, 80, 443...)
+PRIVILEGED_RANGE = (600, 1023)
 
 
 class Interference(Exception):
@@ -79,6 +87,13 @@ def held(port: int, host: Host, kinds: Iterable[tuple[str, str]] = ALL_KINDS) ->
     on the port; an IPv6-only wildcard meets every IPv6 address. Windows lets a plain
     wildcard bind succeed next to a specific one, so there SO_EXCLUSIVEADDRUSE is set:
     it refuses to share with anything."""
+    return proof(port, host, kinds)[1]
+
+
+def proof(port: int, host: Host, kinds: Iterable[tuple[str, str]] = ALL_KINDS) -> tuple[str, str]:
+    """held()'s answer with the outcome of the bind that failed ('' when free): ACCESS
+    means this run may not bind the port at all (a privileged port, an unprivileged run),
+    so nothing is proved either way."""
     opened: list[socket.socket] = []
     try:
         for family, kind in kinds:
@@ -93,9 +108,12 @@ def held(port: int, host: Host, kinds: Iterable[tuple[str, str]] = ALL_KINDS) ->
             try:
                 s.bind((WILDCARD[family], port))
             except OSError as exc:
-                name = normalise(exc)[2]
-                return f"an exclusive {family}/{kind} bind of port {port} failed with {name}"
-        return ""
+                outcome, _, name = normalise(exc)
+                return (
+                    outcome,
+                    f"an exclusive {family}/{kind} bind of port {port} failed with {name}",
+                )
+        return "", ""
     finally:
         for s in opened:
             with contextlib.suppress(OSError):
@@ -107,11 +125,36 @@ def is_free(port: int, host: Host, kinds: Iterable[tuple[str, str]] = ALL_KINDS)
 
 
 class PortAllocator:
-    def __init__(self, host: Host, ports: range):
+    def __init__(self, host: Host, ports: range, privileged: range | None = None):
         self.host = host
         self.ports = ports
         self._next = 0
         self.skipped = 0  # ports passed over because something held them
+        # this worker's slice of PRIVILEGED_RANGE, for 'port: privileged' sockets
+        self.privileged = privileged or range(PRIVILEGED_RANGE[0], PRIVILEGED_RANGE[1] + 1)
+        self._next_privileged = 0
+
+    def take_privileged(self, kinds: Iterable[tuple[str, str]] = ALL_KINDS) -> tuple[int, bool]:
+        """The next port below 1024 of this worker's slice, and whether it is proven free:
+        an unprivileged run cannot bind it to prove it (the proof meets ACCESS), and then
+        the port is handed out unproven: the kernels here refuse such a bind for want of
+        privilege before they look for other sockets on the port, so an ACCESS is still
+        the rule's answer, while any other conflict there is reported as interference."""
+        kinds = tuple(kinds)
+        for _ in range(len(self.privileged)):
+            port = self.privileged[self._next_privileged % len(self.privileged)]
+            self._next_privileged += 1
+            outcome, _ = proof(port, self.host, kinds)
+            if not outcome:
+                return port, True
+            if outcome == "ACCESS":
+                return port, False
+            self.skipped += 1
+        raise Interference(
+            f"no free port in {self.privileged.start}-{self.privileged.stop - 1} (below 1024): "
+            "every one is held by another process (a service of this host), so no verdict "
+            "is given"
+        )
 
     def take(self, prove: bool = False, kinds: Iterable[tuple[str, str]] = ALL_KINDS) -> int:
         """The next port of this worker's slice (proven free right now if asked)."""

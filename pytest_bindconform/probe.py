@@ -18,10 +18,10 @@ from .host import Host
 from .model import Cell, Profile, SocketSpec, Step
 from .ops import OTHER, Executor, error_name, normalise, record
 from .owner import Child
+from .ownports import NOT_RUN, OwnPorts
 from .plan import PlannedSocket, Unrunnable, plan, resolve_address, resolve_options
 from .ports import Interference
 
-NOT_RUN = "not-run"
 WILDCARDS = ("0.0.0.0", "::", "::ffff:0.0.0.0")
 
 
@@ -33,6 +33,7 @@ class Observation:
     delivery: dict[str, Any] | None = None
     connections: bool = False  # TCP connections were made: TIME_WAIT may linger on the port
     duration: float = 0.0
+    ports: dict[str, int] = field(default_factory=dict)  # socket -> the port it bound
 
 
 def connectable(address: str, family: str, host: Host) -> str:
@@ -60,7 +61,7 @@ def delivery_target(sharing: Sequence[Addressed], host: Host) -> str:
     return connectable(specific[0] if specific else first.address, first.family, host)
 
 
-class _Run:
+class _Run(OwnPorts):
     """The live state of one cell: who holds each socket, socket states, step records."""
 
     def __init__(
@@ -71,8 +72,11 @@ class _Run:
         profile: Profile | None,
         host: Host,
         factories: dict[str, str] | None = None,
+        privileged: int = 0,
     ):
         self.cell, self.port, self.profile, self.host = cell, port, profile, host
+        self.privileged = privileged  # the port of 'port: privileged' sockets
+        self.ports: dict[str, int] = {}  # socket -> the port it bound (kept after close)
         self.factories = factories or {}  # socket -> factory that makes it (goal candidates)
         self.group = ""  # the multicast group a 'join' step joined: delivery goes there
         self.planned = {p.name: p for p in planned}
@@ -106,11 +110,7 @@ class _Run:
             return  # the factory makes, configures and binds it at 'bind'
         if self.send(name, {"op": "socket", "family": p.family, "type": p.type})["outcome"] != "ok":
             return
-        requests = []
-        if p.v6only is not None:
-            requests.append({"option": "IPV6_V6ONLY", "value": p.v6only})
-        requests += [{"option": option} for option in p.options]
-        for req in requests:
+        for req in self.option_requests(p):
             call = f"setsockopt {req['option']}"
             if self.send(name, {"op": "setsockopt", "call": call, **req})["outcome"] != "ok":
                 return
@@ -128,6 +128,8 @@ class _Run:
     def step(self, step: Step) -> dict[str, Any]:
         name = step.socket
         base = name.split(".")[0]
+        if step.call == "compare-ports":  # compares what the sockets bound, open or closed
+            return self.compare(step)
         if name == base and name not in self.where and name not in self.failed:
             if self.states.get(name) == "closed":
                 self.steps.append(record(name, step.call, NOT_RUN, 0, "closed by an earlier step"))
@@ -145,11 +147,19 @@ class _Run:
             return self.kill(name)
         if call == "join":
             self.group = ops.GROUPS[self.planned[name].family]
+        if call == "rebind":
+            return self.rebind(name)
         if call == "bind":
+            port = self.bind_port(name)
+            if port is None:  # plan order made sure the other bind ran: it failed
+                other = self.planned[name].port.removeprefix("same-as ")
+                self.steps.append(record(name, "bind", NOT_RUN, 0, f"{other} bound no port"))
+                self.failed.setdefault(name, self.failed.get(other, self.steps[-1]))
+                return self.failed[name]
             req: dict[str, Any] = {
                 "op": "bind",
                 "address": self.planned[name].address,
-                "port": self.port,
+                "port": port,
             }
         elif call == "connect":
             self.connections = True
@@ -161,7 +171,7 @@ class _Run:
             req = {
                 "op": "connect",
                 "address": address,
-                "port": self.port,
+                "port": self.port_of(step.argument) if step.argument in self.planned else self.port,
                 "call": f"connect {address}",
             }
         elif call == "accept":
@@ -177,7 +187,14 @@ class _Run:
         else:  # listen, send, recv, shutdown, close
             req = {"op": call}
         answer = self.send(name, req)
+        if call == "bind" and self.planned[name].port:  # a socket's own port: in the record
+            answer["port"] = req["port"]
         if answer["outcome"] == "ok":
+            if call == "bind" and req["port"] == 0:  # the kernel's pick, read back
+                here = self.where[name].do({"socket": name, "op": "sockname"})
+                answer["port"] = here["port"]
+            if call == "bind":
+                self.ports[name] = answer.get("port", req["port"])
             if call in ("bind", "listen"):
                 self.states[name] = "bound" if call == "bind" else "listening"
             elif call == "accept":
@@ -214,14 +231,15 @@ class _Run:
         kind = kinds.pop()
         wanted = "listening" if kind == "stream" else "bound"
         sharing = [n for n, st in self.states.items() if st == wanted and n in self.where]
-        if len(sharing) < 2:
+        ports = {self.port_of(n) for n in sharing}
+        if len(sharing) < 2 or len(ports) != 1:  # sockets on different ports share nothing
             return None
         address = self.group or delivery_target([self.planned[n] for n in sharing], self.host)
         if kind == "stream":
             self.connections = True
         receivers = {n: self.where[n] for n in sharing}
         return delivery.Probe(
-            kind, address, self.port, receivers, self.cell.delivery_probes, self.peers
+            kind, address, ports.pop(), receivers, self.cell.delivery_probes, self.peers
         ).run()
 
     def made(self, name: str) -> dict[str, Any]:
@@ -286,6 +304,7 @@ def run(
     deliver: bool = True,
     before: Callable[[], None] | None = None,
     factories: dict[str, str] | None = None,
+    privileged: int = 0,
 ) -> Observation:
     """Execute the cell's steps on a port; the outcome is that of the step under test.
 
@@ -297,7 +316,7 @@ def run(
     if that is the step under test, the outcome is the earlier call's.
     """
     start = time.perf_counter()
-    live = _Run(cell, planned, port, profile, host, factories)
+    live = _Run(cell, planned, port, profile, host, factories, privileged)
     outcome = NOT_RUN
     state_at_test: dict[str, str] = {}
     try:
@@ -314,7 +333,13 @@ def run(
     finally:
         live.close()
     return Observation(
-        outcome, live.steps, state_at_test, delivery, live.connections, time.perf_counter() - start
+        outcome,
+        live.steps,
+        state_at_test,
+        delivery,
+        live.connections,
+        time.perf_counter() - start,
+        live.ports,
     )
 
 

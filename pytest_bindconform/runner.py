@@ -113,7 +113,11 @@ def _execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         record["scenario"]["sockets"] = [p.to_dict("unknown") for p in planned]
         return record
     record["scenario"]["sockets"] = [
-        p.to_dict(observation.states.get(p.name, "unbound")) for p in planned
+        {
+            **p.to_dict(observation.states.get(p.name, "unbound")),
+            **({"port": observation.ports.get(p.name)} if p.port else {}),
+        }
+        for p in planned
     ]
     record["scenario"]["port"] = port
     if confounded:  # tries another process spoiled before this one ran clean
@@ -219,9 +223,12 @@ def _observe(
     for _ in range(ATTEMPTS + 1):
         port = ctx.ports.take(prove=True, kinds=kinds)
         tried.append(str(port))
+        low, proven = own_ports(planned, ctx, kinds)
+        proved = [port] + ([low] if proven else [])
 
-        def before(port: int = port) -> None:
-            ctx.ports.prove(port, kinds, "once the cell's child processes were ready")
+        def before(proved: list[int] = proved) -> None:
+            for each in proved:
+                ctx.ports.prove(each, kinds, "once the cell's child processes were ready")
 
         try:
             observation = probe.run(
@@ -232,8 +239,11 @@ def _observe(
                 profile,
                 before=before if children else None,
                 factories=factories,
+                privileged=low,
             )
-            why = _first_bind_conflict(observation, port, ctx.host)
+            why = _first_bind_conflict(observation, port, ctx.host) or _own_port_conflict(
+                observation, planned, low, proven
+            )
             if why:
                 raise Interference(why)
             suspect = (
@@ -242,7 +252,8 @@ def _observe(
                 or any(step["outcome"] in CONFLICTS for step in observation.steps)
             )
             if suspect and not connects:
-                ctx.ports.prove(port, kinds, "after the cell closed its sockets")
+                for each in proved + ephemeral(observation, planned):
+                    ctx.ports.prove(each, kinds, "after the cell closed its sockets")
         except Interference as exc:
             seen.append(f"port {port}: {exc}")
             continue
@@ -272,10 +283,58 @@ def _unreached(observation: probe.Observation) -> bool:
     return d is not None and d["receiver"] == "none" and d["sent"] > 0
 
 
+def own_ports(
+    planned: list[probe.PlannedSocket], ctx: Context, kinds: set[tuple[str, str]]
+) -> tuple[int, bool]:
+    """The port of the cell's 'port: privileged' sockets (0: it has none), and whether it
+    was proven free (an unprivileged run cannot prove it: ports.take_privileged)."""
+    if not any(p.port == "privileged" for p in planned):
+        return 0, False
+    return ctx.ports.take_privileged(kinds)
+
+
+def ephemeral(observation: probe.Observation, planned: list[probe.PlannedSocket]) -> list[int]:
+    """Ports the kernel picked for 'port: 0' sockets: proved free again after the cell,
+    like the cell's own port, once a conflict or a delivery makes them matter."""
+    return sorted(
+        {
+            observation.ports[p.name]
+            for p in planned
+            if p.port == "0" and p.name in observation.ports
+        }
+    )
+
+
+def _own_port_conflict(
+    observation: probe.Observation, planned: list[probe.PlannedSocket], low: int, proven: bool
+) -> str:
+    """The first bind on the privileged port meets only foreign sockets, like the first
+    bind on the cell's port; an ACCESS there is the privilege rule, not interference."""
+    first = next(
+        (s for s in observation.steps if s["call"] == "bind" and s.get("port") == low and low),
+        None,
+    )
+    if first is None or first["outcome"] != "INUSE":
+        return ""
+    how = "proven free just before" if proven else "which this unprivileged run cannot prove free"
+    return (
+        f"the first bind of the privileged port {low} ({first['socket']}) failed with "
+        f"{first['error']} on a port {how}: another process holds or took it"
+    )
+
+
 def _first_bind_conflict(observation: probe.Observation, port: int, host: Host) -> str:
     """On a port proven free, the cell's first bind can only meet someone else's socket."""
-    # a factory's bind ('bind (factory X)') too: it binds the same proven port
-    first = next((s for s in observation.steps if s["call"].split()[0] == "bind"), None)
+    # a factory's bind ('bind (factory X)') too: it binds the same proven port; a bind of
+    # a socket's own port (its record says which) is not on the proven port
+    first = next(
+        (
+            s
+            for s in observation.steps
+            if s["call"].split()[0] == "bind" and s.get("port", port) == port
+        ),
+        None,
+    )
     if first is None or first["outcome"] not in ("INUSE", "ACCESS"):
         return ""
     if first["outcome"] == "ACCESS" and (host.privileged(port) or host.excluded(port)):

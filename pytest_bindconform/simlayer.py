@@ -160,6 +160,8 @@ class SimExecutor:
         return "ok"
 
     def _bind(self, name: str, req: dict[str, Any]) -> str:
+        if int(req["port"]) < 1024:  # port 0 (the kernel's pick) or a privileged port
+            return UNKNOWN  # beyond the models, which know one shared, unprivileged port
         sock = self.model(name)
         if name in self.home:
             return models.predict(self.world.os, [], sock, "bind")  # already bound: INVAL
@@ -270,6 +272,9 @@ class SimExecutor:
         else:
             count = len(port.waiting.pop(name, [])) if port else 0
         return "ok", {"count": count}
+
+    def _rebind(self, name: str, req: dict[str, Any]) -> str:
+        return UNKNOWN  # ephemeral-port choice is beyond the models
 
     def _sockname(self, name: str, req: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """A connected client's local endpoint: the model has no ports of its own, so each

@@ -8,7 +8,7 @@ from typing import Any
 from .host import Host
 from .model import ROLES, Cell, SocketSpec, Suite
 from .oracles import parse_gates
-from .ports import PortAllocator, default_range, worker_slice
+from .ports import PRIVILEGED_RANGE, PortAllocator, default_range, worker_slice
 from .runner import Context
 from .yamlsrc import CaseError, CaseFileError
 
@@ -35,7 +35,8 @@ class RunState:
         if self._context is None:
             lo, hi = self.port_range or default_range(self.host)
             ports = worker_slice(lo, hi, *self.worker)
-            self._context = Context(self.host, self.gates, PortAllocator(self.host, ports))
+            low = worker_slice(*PRIVILEGED_RANGE, *self.worker)  # 'port: privileged' sockets
+            self._context = Context(self.host, self.gates, PortAllocator(self.host, ports, low))
         return self._context
 
     def claim_suite(self, suite: Suite) -> CaseFileError | None:
@@ -66,7 +67,9 @@ def markers(cell: Cell, suite: Suite, host: Host) -> list[str]:
             names += [spec.family, spec.type]
             names += [o for o in spec.options if o in ROLES and o != "default"]
             names += [o.lower() for o in resolve_options(spec, profile, host)]
-            if spec.owner == "other-user":  # needs root/a second account: CI's privileged pass
+            if spec.owner in ("other-user", "unprivileged"):
+                # needs root/a second account: CI's privileged pass (an 'unprivileged'
+                # socket is another user's there, and this process's in an unprivileged run)
                 names.append("other_user")
         _MARKERS[key] = list(dict.fromkeys(names))
     return _MARKERS[key]
@@ -86,9 +89,10 @@ def explain(record: dict[str, Any]) -> str:
     for sock in record["scenario"]["sockets"]:
         opts = "+".join(sock["options"]) or "no options"
         v6 = "" if sock["v6only"] is None else f" v6only={int(sock['v6only'])}"
+        port = f" port {sock['port']} ({sock['port_role']})" if sock.get("port_role") else ""
         lines.append(
             f"    {sock['name']:>8} {sock['family']}/{sock['type']}{v6} {opts} "
-            f"at {sock['address']} ({sock['address_role']})"
+            f"at {sock['address']} ({sock['address_role']}){port}"
         )
     delivery = record["observed"].get("delivery")
     if delivery:

@@ -119,11 +119,16 @@ def address_name(spec: SocketSpec) -> str:
     return f"{spec.address} {'v6only' if spec.v6only else 'dual-stack'}"
 
 
-def ordered_sockets(cell: Cell) -> tuple[SocketSpec, SocketSpec]:
-    """(first, second): the sockets in the order the cell binds them."""
+def bind_order(cell: Cell) -> list[SocketSpec]:
+    """The sockets in the order the cell binds them (some cases have only one)."""
     order = [s.socket for s in cell.steps if s.call == "bind"]
     order += [s.name for s in cell.sockets if s.name not in order]
-    first, second = (cell.socket(name) for name in order[:2])
+    return [cell.socket(name) for name in dict.fromkeys(order)]
+
+
+def ordered_sockets(cell: Cell) -> tuple[SocketSpec, SocketSpec]:
+    """(first, second): the sockets in the order the cell binds them."""
+    first, second = bind_order(cell)[:2]
     return first, second
 
 
@@ -145,7 +150,7 @@ def cell_objects(suite: Suite, oracle_id: str) -> list[dict[str, Any]]:
     seen: set[str] = set()
     for cell in suite.cells:
         exp = cell.expectation(oracle_id)
-        if exp is None:
+        if exp is None or len(cell.sockets) < 2:  # a row pairs a first and a second bind
             continue
         first, second = ordered_sockets(cell)
         family = (
@@ -328,7 +333,7 @@ def _cases_markdown(suite: Suite, oracle: Oracle, cells: list[Cell]) -> list[str
     for cell in cells:
         by_case.setdefault(cell.key, []).append(cell)
     for key, members in by_case.items():
-        first, second = ordered_sockets(members[0])
+        first, *others = bind_order(members[0])
         variants = ", ".join(dict.fromkeys(_transport(c) for c in members))
         per_profile: dict[str, str] = {}
         for cell in members:
@@ -344,7 +349,7 @@ def _cases_markdown(suite: Suite, oracle: Oracle, cells: list[Cell]) -> list[str
         cols = [
             key,
             _socket_text(first, suite, profile),
-            _socket_text(second, suite, profile),
+            _socket_text(others[0], suite, profile) if others else "—",
             ", ".join(str(s) for s in members[0].steps),
             variants,
             expected,
@@ -354,7 +359,7 @@ def _cases_markdown(suite: Suite, oracle: Oracle, cells: list[Cell]) -> list[str
 
 
 def _transport(cell: Cell) -> str:
-    first = ordered_sockets(cell)[0]
+    first = bind_order(cell)[0]
     return "tcp" if first.type == "stream" else "udp"
 
 

@@ -255,7 +255,7 @@ def test_other_user_marker_selects_exactly_the_cells_owned_by_another_user() -> 
         want |= {
             f"{path.relative_to(ROOT).as_posix()}::{cell.name}"
             for cell in suite.cells
-            if any(spec.owner == "other-user" for spec in cell.sockets)
+            if any(spec.owner in ("other-user", "unprivileged") for spec in cell.sockets)
         }
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "cases", "-m", "other_user", "--collect-only", "-q"]

@@ -206,6 +206,10 @@ def predict(
     """The step under test's outcome and, after every step, the receiver; `outcomes`,
     if given, gets every step's outcome up to the first the model has no claim on
     (`port_type`: a Port that answers more calls, as foretold.py's does)."""
+    if any(spec.port or spec.owner == "unprivileged" for spec in cell.sockets):
+        # the models know one shared port and who owns it, not ephemeral-port choice or
+        # privileged ports
+        return Prediction(UNKNOWN, UNKNOWN)
     try:
         host = model_host(os_family)
         socks = {spec.name: model_socket(spec, profile, host) for spec in cell.sockets}

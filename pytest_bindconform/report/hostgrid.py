@@ -74,6 +74,16 @@ def socket_text(s: dict[str, Any]) -> str:
     return f"{s.get('name', '')} {s['family']}/{s['type']}{v6}{owner}"
 
 
+def port_text(step: dict[str, Any]) -> str:
+    """The ports a step names: ' port 50523' of a bind with its own port, ' (a 50523,
+    b 58635)' of compare-ports, ' (came back 0 of 100)' of rebind."""
+    if "tries" in step:
+        return f" (came back {step['came_back']} of {step['tries']})"
+    if isinstance(step.get("ports"), dict):
+        return " (" + ", ".join(f"{k} {v}" for k, v in step["ports"].items()) + ")"
+    return f" port {step['port']}" if "port" in step else ""
+
+
 def calls_text(result: dict[str, Any]) -> list[str]:
     """The calls as run, one line per run of calls on one socket, each bind with its address.
 
@@ -86,6 +96,7 @@ def calls_text(result: dict[str, Any]) -> list[str]:
         name, call = step["socket"], step["call"]
         if call == "bind" and sockets.get(name, {}).get("address"):
             call += f" {sockets[name]['address']}"
+        call += port_text(step)
         raw = f" ({step.get('error') or 'errno'} {step['errno']})" if step["errno"] else ""
         if not runs or runs[-1][0] != name:
             new = name in sockets and all(n != name for n, _, _ in runs)
