@@ -28,6 +28,7 @@ from .model import (
     OPTION_NAMES,
     ROLES,
     STEP_OPTIONS,
+    UNTIL_FREE,
     Cell,
     Expectation,
     GridPosition,
@@ -702,7 +703,14 @@ class _Builder:
                 f"step {excerpt(text)}: {call} needs {what}; " + _suggest(argument, needs[call]),
             )
             return None
-        if call not in needs and argument:
+        if call == "bind" and argument not in ("", UNTIL_FREE):
+            self.error(
+                path,
+                f"step {excerpt(text)}: bind takes no argument or {UNTIL_FREE!r} (retry until "
+                "the port is free, a slow cell); " + _suggest(argument, [UNTIL_FREE]),
+            )
+            return None
+        if call not in needs and call != "bind" and argument:
             self.error(path, f"step {excerpt(text)}: {call} takes no argument")
             return None
         return Step(call, sock, argument)
