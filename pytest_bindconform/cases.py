@@ -29,6 +29,7 @@ from .model import (
     PORT_CALLS,
     ROLES,
     STEP_OPTIONS,
+    UNTIL_FREE,
     Cell,
     Expectation,
     GridPosition,
@@ -750,7 +751,14 @@ class _Builder:
                 f"step {excerpt(text)}: {call} needs {what}; " + _suggest(argument, needs[call]),
             )
             return None
-        if call not in needs and argument:
+        if call == "bind" and argument not in ("", UNTIL_FREE):
+            self.error(
+                path,
+                f"step {excerpt(text)}: bind takes no argument or {UNTIL_FREE!r} (retry until "
+                "the port is free, a slow cell); " + _suggest(argument, [UNTIL_FREE]),
+            )
+            return None
+        if call not in needs and call != "bind" and argument:
             self.error(path, f"step {excerpt(text)}: {call} takes no argument")
             return None
         return Step(call, sock, argument)

@@ -33,6 +33,8 @@ OPTION_NAMES = ("SO_REUSEADDR", "SO_REUSEPORT", "SO_REUSEPORT_LB", "SO_EXCLUSIVE
 STEP_OPTIONS = ("SO_LINGER0",)
 """Options only a 'setsockopt X OPTION' step sets: SO_LINGER0 is SO_LINGER on with a zero
 timeout, so close() aborts the connection with an RST and leaves no TIME_WAIT."""
+UNTIL_FREE = "until-free"
+"""'bind X until-free': retry the bind until the port is free or a ceiling passes (slow.py)."""
 ROLES = ("default", "reuse", "exclusive")
 ADDRESS_ROLES = ("wildcard", "specific", "specific2", "v4mapped-specific", "v4mapped-wildcard")
 CALLS = ("bind", "listen", "connect", "accept", "send", "recv", "shutdown", "setsockopt", "close")

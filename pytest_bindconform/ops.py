@@ -12,6 +12,7 @@ import errno
 import select
 import socket
 import struct
+import time
 from typing import Any
 
 from . import platforms
@@ -130,8 +131,35 @@ class Executor:
         self.socks[name] = made
         return {"set": read_options(made), "address": made.getsockname()[0]}
 
-    def _bind(self, name: str, req: dict[str, Any]) -> None:
+    def _bind(self, name: str, req: dict[str, Any]) -> dict[str, Any] | None:
+        if "until" in req:
+            return self._bind_until_free(name, req)
         self.socks[name].bind((req["address"], req["port"]))
+        return None
+
+    def _bind_until_free(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
+        """Retry a bind refused with EADDRINUSE until it succeeds or the ceiling passes (a
+        failed bind leaves the socket unbound, so the same socket tries again)."""
+        ceiling, interval = float(req["until"]), float(req.get("interval", 0.25))
+        self.limit = {"timeout": ceiling, "timeout_basis": "ceiling of a bind ... until-free"}
+        start = time.monotonic()
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                self.socks[name].bind((req["address"], req["port"]))
+            except OSError as exc:
+                spent = time.monotonic() - start
+                if normalise(exc)[0] != "INUSE":
+                    self.limit.update(waited=round(spent, 3), tries=tries)
+                    raise
+                if spent >= ceiling:  # TIMEOUT: no answer within the ceiling, not a verdict
+                    still = normalise(exc)[2]
+                    self.limit.update(waited=round(spent, 3), tries=tries, still=still)
+                    raise TimeoutError(f"still {still} after {spent:.1f} s") from None
+                time.sleep(min(interval, max(ceiling - spent, 0.0)))
+                continue
+            return {"waited": round(time.monotonic() - start, 3), "tries": tries}
 
     def _listen(self, name: str, req: dict[str, Any]) -> None:
         self.socks[name].listen(16)

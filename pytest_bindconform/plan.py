@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from . import locality
+from . import locality, slow
 from .host import Host, can_bind
 from .model import ROLES, Cell, Profile, SocketSpec
 from .owner import OwnerUnavailable, other_user_ids
@@ -172,6 +172,8 @@ def unprivileged_owner(host: Host) -> str:
 
 def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]:
     """Concrete sockets for this host, or Unrunnable with how to enable the cell."""
+    if slow.ceiling() is None and slow.is_slow(cell):
+        raise Unrunnable(slow.off_reason())
     for step in cell.steps:  # an option set by a later 'setsockopt' step must exist too
         if step.call == "setsockopt":
             spec = SocketSpec(step.socket, "inet", "stream", None, (step.argument,), "wildcard")

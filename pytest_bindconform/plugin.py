@@ -29,6 +29,7 @@ from . import (
     report,
     runner,
     simulate,
+    slow,
     suitecache,
 )
 from . import state as run_state
@@ -124,6 +125,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="fail the run when a declared server misses one of these goals (space- or "
         "comma-separated, e.g. 'exclusive restart'). ini: bindconform_require",
     )
+    group.addoption(
+        "--bindconform-slow",
+        action="store_true",
+        default=None,
+        help="also run the slow cells (marked slow, off by default): a 'bind X until-free' "
+        "step waits until the port is free again, e.g. cases/time-wait-duration.bind.yaml. "
+        "ini: bindconform_slow",
+    )
+    group.addoption(
+        "--bindconform-slow-ceiling",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"how long a slow cell waits at most (default {slow.DEFAULT_CEILING:.0f}); a bind "
+        "still refused then is reported as unknown. ini: bindconform_slow_ceiling",
+    )
+    parser.addini("bindconform_slow", "run the slow cells", type="bool", default=False)
+    parser.addini("bindconform_slow_ceiling", "seconds a slow cell waits at most", default="")
     parser.addini("bindconform_server", "NAME=module:callable servers", type="linelist", default=[])
     parser.addini("bindconform_require", "goals a declared server must meet", default="")
     parser.addini("bindconform_gate", "OS=ORACLE gate entries", type="linelist", default=[])
@@ -159,11 +178,13 @@ def pytest_configure(config: pytest.Config) -> None:
         ("reuse", "cell uses the portable 'reuse' option role"),
         ("exclusive", "cell uses the portable 'exclusive' option role"),
         ("other_user", "cell has a socket owned by another user (needs root or a second account)"),
+        ("slow", "cell waits up to a ceiling for a port to be free (run with --bindconform-slow)"),
     ):
         config.addinivalue_line("markers", f"{name}: {doc}")
     if config.getoption("bindconform_library", False):
         _add_library(config)
     try:
+        slow.enable(_slow_ceiling(config))
         gates = oracles.parse_gates(_setting(config, "gate"))
         port_text = _setting(config, "ports")
         port_range = ports.parse_range(port_text) if port_text else None
@@ -196,6 +217,17 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is None:
         state.outputs = {fmt: _setting(config, fmt) for fmt in ("json", "md", "html")}
         config.pluginmanager.register(Recorder(config), "bindconform-recorder")
+
+
+def _slow_ceiling(config: pytest.Config) -> float | None:
+    """None unless slow cells are on; then how long they wait at most."""
+    if not _setting(config, "slow"):
+        return None
+    raw = _setting(config, "slow_ceiling")
+    try:
+        return float(raw) if raw not in (None, "") else slow.DEFAULT_CEILING
+    except ValueError:
+        raise ValueError(f"bindconform_slow_ceiling: {raw!r} is not a number of seconds") from None
 
 
 def _warn_if_ephemeral(
@@ -494,6 +526,8 @@ class CellItem(pytest.Item):
         state = self.config.stash[run_state.STATE]
         for name in ("bindconform", *run_state.markers(cell, suite, state.host)):
             self.add_marker(_mark(name))
+        if slow.is_slow(cell):
+            self.add_marker(_mark("slow"))
         self.user_properties.append(("bindconform_profile", cell.profile or "raw"))
 
     def runtest(self) -> None:
@@ -501,6 +535,9 @@ class CellItem(pytest.Item):
         record = runner.execute(self.cell, self.suite, state.context())
         if state.host.simulated:
             record = simulate.honest(record, state.host.os)
+        if slow.is_slow(self.cell):
+            record = slow.label(record)
+            self.add_report_section("call", "bindconform", slow.answer(record))
         self.bindconform_record = record
         self.user_properties += junit_properties(record)
         if record["status"] == "skip":

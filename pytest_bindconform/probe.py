@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from . import delivery, locality, ops
+from . import delivery, locality, ops, slow
 from .host import Host
 from .model import Cell, Profile, SocketSpec, Step
 from .ops import OTHER, Executor, error_name, normalise, record
@@ -161,6 +161,8 @@ class _Run(OwnPorts):
                 "address": self.planned[name].address,
                 "port": port,
             }
+            if step.argument == slow.UNTIL_FREE:  # plan() ran it only with slow cells on
+                req.update(call="bind (until free)", until=slow.ceiling(), interval=slow.INTERVAL)
         elif call == "connect":
             self.connections = True
             address = self.target(step)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..host import IPV4_SPECIFIC, IPV6_SPECIFIC, Host
-from ..model import STEP_OPTIONS, Cell, Profile, SocketSpec, Step
+from ..model import STEP_OPTIONS, UNTIL_FREE, Cell, Profile, SocketSpec, Step
 from ..plan import Unrunnable, resolve_address, resolve_options
 from ..probe import connectable, delivery_target
 from . import Model, for_os, predict_delivery
@@ -93,6 +93,8 @@ class Port:
     def expect(self, model: Model, step: Step) -> str:
         """The outcome the model gives a step; connections succeed where the
         other side is there, anything else is beyond the models."""
+        if step.argument == UNTIL_FREE:
+            return UNKNOWN  # a bind that waits for TIME_WAIT to end: the models have no clock
         if step.call in ("bind", "listen"):
             return self.ask(model, step.call, step.socket)
         if step.call == "close":

@@ -174,7 +174,9 @@ class Book:
         counts = ", ".join(f"{n} {s}" for s, n in summary["status"].items() if n)
         gate = self.report["run_info"]["gate"]
         lines = answers.summary_lines(self.report, quiet)
-        lines.append(f"{summary['cells']} cells: {counts or 'none'} (gate {gate})")
+        twins = sorted({r["gate"] for r in self.report["results"] if r["gate"]} - {gate})
+        also = f"; for this host's settings: {', '.join(twins)}" if twins else ""
+        lines.append(f"{summary['cells']} cells: {counts or 'none'} (gate {gate}{also})")
         skipped = summary["status"]["skip"]
         if self.report["run_info"].get("simulated"):
             lines.insert(0, f"SIMULATED ({self.report['run_info']['simulated']}): not a result")

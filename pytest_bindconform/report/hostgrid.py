@@ -77,10 +77,12 @@ def socket_text(s: dict[str, Any]) -> str:
 def port_text(step: dict[str, Any]) -> str:
     """The ports a step names: ' port 50523' of a bind with its own port, ' (a 50523,
     b 58635)' of compare-ports, ' (came back 0 of 100)' of rebind."""
-    if "tries" in step:
+    if "came_back" in step:
         return f" (came back {step['came_back']} of {step['tries']})"
     if isinstance(step.get("ports"), dict):
         return " (" + ", ".join(f"{k} {v}" for k, v in step["ports"].items()) + ")"
+    if "waited" in step:
+        return f" (waited {step['waited']:.1f} s, {step['tries']} tries)"
     return f" port {step['port']}" if "port" in step else ""
 
 
