@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .model import Cell, Expectation, Oracle, Profile
+from .spread import holds as spread_holds
+from .spread import text as spread_text
 
 SHIPPED_PROFILES: dict[str, Profile] = {
     "reuseport": Profile(
@@ -94,7 +97,10 @@ def applies(
 
 
 def verdict(
-    expectation: Expectation | None, observed: str | None, receiver: str | None = None
+    expectation: Expectation | None,
+    observed: str | None,
+    receiver: str | None = None,
+    delivery: Mapping[str, Any] | None = None,
 ) -> str:
     if observed is None:
         return NOT_RUN
@@ -103,6 +109,10 @@ def verdict(
     if expectation.outcome != observed:
         return DISAGREE
     if expectation.receiver and expectation.receiver != (receiver or "none"):
+        return DISAGREE
+    if expectation.spread and not spread_holds(
+        expectation.spread, expectation.fairness_min, delivery
+    ):
         return DISAGREE
     return AGREE
 
@@ -124,13 +134,14 @@ def judge(
     os_version: str,
     receiver: str | None = None,
     sysctl: Mapping[str, str] | None = None,
+    delivery: Mapping[str, Any] | None = None,
 ) -> Judgement:
     """Compare the observation with every applicable oracle; only the gate decides."""
     verdicts = {}
     for exp in cell.expectations:
         oracle = oracles[exp.oracle]
         if applies(oracle, os_family, os_version, sysctl):
-            verdicts[exp.oracle] = verdict(exp, observed, receiver)
+            verdicts[exp.oracle] = verdict(exp, observed, receiver, delivery)
     gate_exp = cell.expectation(gate)
     mismatch = settings_mismatch(oracles[gate], sysctl) if gate_exp is not None else ""
     if mismatch:
@@ -153,6 +164,8 @@ def judge(
     if verdicts[gate] == AGREE:
         return Judgement(verdicts, gate, "pass", "")
     seen = observed + (f", received by {receiver or 'none'}" if gate_exp.receiver else "")
+    if gate_exp.spread:
+        seen += f", {spread_text(delivery)}"
     return Judgement(
         verdicts,
         gate,
