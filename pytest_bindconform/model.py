@@ -128,7 +128,7 @@ class Expectation:
     def token(self) -> str:
         token = self.outcome + ("*" if self.undefined_delivery else "")
         if self.spread:
-            even = f" (fairness >= {self.fairness_min})" if self.spread == "even" else ""
+            even = f" (fairness ≥ {self.fairness_min})" if self.spread == "even" else ""
             return token + f", spread {self.spread}{even}"
         return token + (f", received by {self.receiver}" if self.receiver else "")
 

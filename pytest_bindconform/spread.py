@@ -52,7 +52,7 @@ def expected_text(expectation: Mapping[str, Any]) -> str:
     if not spread:
         return ""
     if spread == "even":
-        return f"even (fairness >= {expectation.get('fairness_min')})"
+        return f"even (fairness ≥ {expectation.get('fairness_min')})"
     if spread == "last-binder":
         return f"last-binder ({expectation.get('receiver')})"
     return str(spread)

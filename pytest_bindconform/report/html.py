@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from . import answers, labels, matrix, templates
+from . import answers, distribution, labels, matrix, templates
 from .merge import resolves
 from .model import VERDICTS, oracle_applies, summarize, token
 from .model import errata as errata_of
@@ -574,6 +574,7 @@ def render(report: dict[str, Any], lead: str = "") -> str:
         summary_table(report["summary"], info["gate"]),
         legend(),
         contents(suites, results, len(errata)),
+        distribution.html(report),
     ]
     documents = [
         f"{oid} ({o['applies']['os']})"
