@@ -850,6 +850,7 @@ class _Builder:
         distributed (model.SPREADS); 'last-binder' also names the socket bound last."""
         fairness_min = float(case.get("fairness", FAIRNESS_MIN))
         bound = [s.socket for s in steps if s.call == "bind"]
+        profiles: list[str | None] = list(suite.profiles) or [None]
         for oid, value in case.get("spread", {}).items():
             spath: Path = (*path, "spread", oid)
             if oid not in suite.oracles:
@@ -862,12 +863,10 @@ class _Builder:
             if oid in case.get("deliver", {}):
                 self.error(spath, f"oracle {excerpt(oid)} says 'deliver' and 'spread': one")
                 continue
-            per_profile = (
-                value if isinstance(value, dict) else dict.fromkeys(suite.profiles or [None], value)
-            )
+            per_profile = value if isinstance(value, dict) else dict.fromkeys(profiles, value)
             for p, shape in per_profile.items():
                 where = (*spath, str(p)) if isinstance(value, dict) else spath
-                if p not in (suite.profiles or {None: None}):
+                if p not in profiles:
                     self.error(
                         where,
                         f"unknown profile {excerpt(p)}; " + _profiles_hint(suite.profiles, str(p)),

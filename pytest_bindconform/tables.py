@@ -119,6 +119,12 @@ def address_name(spec: SocketSpec) -> str:
     return f"{spec.address} {'v6only' if spec.v6only else 'dual-stack'}"
 
 
+def pairwise(cell: Cell) -> bool:
+    """A table row is one socket next to another: a one-socket cell (a bind of a multicast
+    group address) is no row of it."""
+    return len(cell.sockets) >= 2
+
+
 def ordered_sockets(cell: Cell) -> tuple[SocketSpec, SocketSpec]:
     """(first, second): the sockets in the order the cell binds them."""
     order = [s.socket for s in cell.steps if s.call == "bind"]
@@ -145,7 +151,7 @@ def cell_objects(suite: Suite, oracle_id: str) -> list[dict[str, Any]]:
     seen: set[str] = set()
     for cell in suite.cells:
         exp = cell.expectation(oracle_id)
-        if exp is None:
+        if exp is None or not pairwise(cell):
             continue
         first, second = ordered_sockets(cell)
         family = (
@@ -251,7 +257,7 @@ def _applies(oracle: Oracle) -> str:
 def suite_markdown(suite: Suite, oracle_id: str) -> str:
     oracle = suite.oracles[oracle_id]
     lines = _header(suite, oracle)
-    cells = [c for c in suite.cells if c.expectation(oracle_id) is not None]
+    cells = [c for c in suite.cells if c.expectation(oracle_id) is not None and pairwise(c)]
     if not cells:
         return "\n".join([*lines, "", "_no expectations in this suite_"])
     body = (
