@@ -24,10 +24,12 @@ from . import goalcases
 from .model import (
     ADDRESS_ROLES,
     CALLS,
+    FAIRNESS_MIN,
     NO_CLAIM,
     OPTION_NAMES,
     PORT_CALLS,
     ROLES,
+    SPREADS,
     STEP_OPTIONS,
     UNTIL_FREE,
     Cell,
@@ -770,14 +772,15 @@ class _Builder:
             return []
         names = set(case["sockets"])
         steps = [
-            self.parse_step(s, names, (*path, "steps", i)) for i, s in enumerate(case["steps"])
+            self.parse_step(s, names, (*path, "steps", i), extra=JOIN)
+            for i, s in enumerate(case["steps"])
         ]
         if any(s is None for s in steps):
             return []
         real_steps = [s for s in steps if s is not None]
         under_test = len(real_steps) - 1
         if "test" in case:
-            wanted = self.parse_step(case["test"], names, (*path, "test"))
+            wanted = self.parse_step(case["test"], names, (*path, "test"), extra=JOIN)
             if wanted is None:
                 return []
             if wanted not in real_steps:
@@ -858,6 +861,7 @@ class _Builder:
                         continue
                     exps = exp_by_profile.get(p, [])
                     exps[:] = [replace(e, receiver=who) if e.oracle == oid else e for e in exps]
+        self.spreads(case, path, suite, real_steps, exp_by_profile)
         line = self.line(path)
         cells = []
         for profile, variant in itertools.product(profiles, variants or [{}]):
@@ -870,6 +874,7 @@ class _Builder:
                 }
                 self.check_socket(merged, (*path, "sockets", sname))
                 specs.append(_spec(sname, merged))
+            self.check_joins(real_steps, specs, path)
             vkey = self.variant_key(profile, variant)
             cells.append(
                 Cell(
@@ -885,9 +890,75 @@ class _Builder:
                     line=line,
                     state=variant.get("state", "bound"),
                     variant_fields=tuple(sorted(variant.items())),
+                    delivery_probes=int(case.get("probes", 16)),
                 )
             )
         return cells
+
+    def spreads(
+        self,
+        case: dict[str, Any],
+        path: Path,
+        suite: Suite,
+        steps: list[Step],
+        exp_by_profile: dict[str | None, list[Expectation]],
+    ) -> None:
+        """'spread:' per oracle (and profile): how the delivery probe's traffic is
+        distributed (model.SPREADS); 'last-binder' also names the socket bound last."""
+        fairness_min = float(case.get("fairness", FAIRNESS_MIN))
+        bound = [s.socket for s in steps if s.call == "bind"]
+        profiles: list[str | None] = list(suite.profiles) or [None]
+        for oid, value in case.get("spread", {}).items():
+            spath: Path = (*path, "spread", oid)
+            if oid not in suite.oracles:
+                self.error(
+                    spath,
+                    f"unknown oracle {excerpt(oid)}; " + _suggest(oid, list(suite.oracles)),
+                    key=True,
+                )
+                continue
+            if oid in case.get("deliver", {}):
+                self.error(spath, f"oracle {excerpt(oid)} says 'deliver' and 'spread': one")
+                continue
+            per_profile = value if isinstance(value, dict) else dict.fromkeys(profiles, value)
+            for p, shape in per_profile.items():
+                where = (*spath, str(p)) if isinstance(value, dict) else spath
+                if p not in profiles:
+                    self.error(
+                        where,
+                        f"unknown profile {excerpt(p)}; " + _profiles_hint(suite.profiles, str(p)),
+                        key=True,
+                    )
+                    continue
+                if shape not in SPREADS:
+                    self.error(
+                        where,
+                        f"spread {excerpt(shape)} is unknown; " + _suggest(shape, list(SPREADS)),
+                    )
+                    continue
+                if shape == "last-binder" and not bound:
+                    self.error(where, "spread last-binder needs a 'bind' step")
+                    continue
+                who = bound[-1] if shape == "last-binder" else ""
+                exps = exp_by_profile.get(p, [])
+                exps[:] = [
+                    replace(e, spread=shape, fairness_min=fairness_min, receiver=who)
+                    if e.oracle == oid
+                    else e
+                    for e in exps
+                ]
+
+    def check_joins(self, steps: list[Step], specs: list[SocketSpec], path: Path) -> None:
+        """A 'join' step joins the loopback multicast group: only a UDP socket can."""
+        types = {spec.name: spec.type for spec in specs}
+        for i, step in enumerate(steps):
+            if step.call == "join" and types.get(step.socket) != "dgram":
+                self.error(
+                    (*path, "steps", i), f"step {excerpt(str(step))}: join needs a UDP socket"
+                )
+
+
+JOIN = ("join",)  # ordinary cases may join the loopback group (goal suites: GOAL_CALLS)
 
 
 STATE_STEPS: dict[str, tuple[Step, ...]] = {

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from . import locality
 from .ops import FAMILIES, RST_LINGER, TIMEOUT, TYPES, normalise
 from .ports import Interference
+from .spread import fairness
 
 MAGIC = "bindconform"
 DELIVERY_WAIT = 0.25  # loopback delivers synchronously; this only bounds a slow host
@@ -123,6 +124,9 @@ class Probe:
             "received": self.received,
             "receiver": None if self.failure else receiver,
         }
+        index = fairness(list(self.received.values()))
+        if index is not None:
+            out["fairness"] = index  # the distribution in one figure, beside the counts
         if self.failure:
             out["failure"] = self.failure
         return out

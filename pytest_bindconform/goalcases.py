@@ -71,10 +71,10 @@ def _situation(
             f"{goal.id!r} needs of this situation, e.g. need: {{outcome: fail}})",
         )
         ok = False
-    if "expect" in case or "deliver" in case:
+    if "expect" in case or "deliver" in case or "spread" in case:
         builder.error(
             path,
-            "a goal suite's cases say 'need', not 'expect'/'deliver' (no oracle "
+            "a goal suite's cases say 'need', not 'expect'/'deliver'/'spread' (no oracle "
             "judges a goal: the host's own outcome does)",
         )
         ok = False

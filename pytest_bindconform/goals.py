@@ -16,6 +16,7 @@ from typing import Any
 
 from .candidates import Candidate, parse_set
 from .model import Cell, SocketSpec, Step, Suite
+from .spread import fairness
 
 TRANSPORT_TYPE = {"tcp": "stream", "udp": "dgram"}
 GOAL_ONLY = ("need", "where_possible", "for")
@@ -193,14 +194,6 @@ def missing_options(gc: GoalCell, host_options: tuple[str, ...]) -> tuple[list[s
 
 def factories(gc: GoalCell) -> dict[str, str]:
     return dict.fromkeys(gc.situation.mine, gc.candidate.factory) if gc.candidate.factory else {}
-
-
-def fairness(counts: list[int]) -> float | None:
-    """Jain's index: 1.0 when every socket got the same share, 1/n when one got all."""
-    total = sum(counts)
-    if not counts or not total:
-        return None
-    return round(total * total / (len(counts) * sum(c * c for c in counts)), 3)
 
 
 def block(gc: GoalCell) -> dict[str, Any]:

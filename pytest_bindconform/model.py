@@ -53,6 +53,12 @@ OWNERS = ("self", "process", "other-user", "unprivileged")
 """unprivileged: this process when the run is unprivileged, else an 'other-user' child
 (root drops its privileges there), so privilege rules are seen either way."""
 OS_FAMILIES = ("windows", "linux", "darwin", "freebsd")
+SPREADS = ("even", "last-binder", "one", "every")
+"""How an oracle says the delivery probe's traffic is distributed over the sockets sharing
+the port: even (every socket gets some, Jain's fairness index at least the case's
+'fairness'), last-binder (the socket bound last gets all), one (a single socket gets all),
+every (each socket gets every datagram: multicast copies)."""
+FAIRNESS_MIN = 0.8  # Jain's index of 2 sockets at 27:93 of 120; hashing gives ~60:60
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,8 @@ class Expectation:
     undefined_delivery: bool = False
     line: int = 0
     receiver: str = ""  # who receives the traffic, when the oracle says so
+    spread: str = ""  # one of SPREADS: how the traffic is distributed, when the oracle says so
+    fairness_min: float = FAIRNESS_MIN  # spread 'even': the least Jain's index that counts
 
     @property
     def claims(self) -> bool:
@@ -141,6 +149,9 @@ class Expectation:
     @property
     def token(self) -> str:
         token = self.outcome + ("*" if self.undefined_delivery else "")
+        if self.spread:
+            even = f" (fairness ≥ {self.fairness_min})" if self.spread == "even" else ""
+            return token + f", spread {self.spread}{even}"
         return token + (f", received by {self.receiver}" if self.receiver else "")
 
 

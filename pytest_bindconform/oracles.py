@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .model import Cell, Expectation, Oracle, Profile
+from .spread import holds as spread_holds
+from .spread import text as spread_text
 
 SHIPPED_PROFILES: dict[str, Profile] = {
     "reuseport": Profile(
@@ -120,7 +123,10 @@ def for_settings(
 
 
 def verdict(
-    expectation: Expectation | None, observed: str | None, receiver: str | None = None
+    expectation: Expectation | None,
+    observed: str | None,
+    receiver: str | None = None,
+    delivery: Mapping[str, Any] | None = None,
 ) -> str:
     if observed is None:
         return NOT_RUN
@@ -129,6 +135,10 @@ def verdict(
     if expectation.outcome != observed:
         return DISAGREE
     if expectation.receiver and expectation.receiver != (receiver or "none"):
+        return DISAGREE
+    if expectation.spread and not spread_holds(
+        expectation.spread, expectation.fairness_min, delivery
+    ):
         return DISAGREE
     return AGREE
 
@@ -150,6 +160,7 @@ def judge(
     os_version: str,
     receiver: str | None = None,
     sysctl: Mapping[str, str] | None = None,
+    delivery: Mapping[str, Any] | None = None,
 ) -> Judgement:
     """Compare the observation with every applicable oracle; only the gate decides."""
     twin = for_settings(gate, oracles, os_family, os_version, sysctl)
@@ -159,7 +170,7 @@ def judge(
     for exp in cell.expectations:
         oracle = oracles[exp.oracle]
         if applies(oracle, os_family, os_version, sysctl):
-            verdicts[exp.oracle] = verdict(exp, observed, receiver)
+            verdicts[exp.oracle] = verdict(exp, observed, receiver, delivery)
     gate_exp = cell.expectation(gate)
     mismatch = settings_mismatch(oracles[gate], sysctl) if gate_exp is not None else ""
     if mismatch:
@@ -182,6 +193,8 @@ def judge(
     if verdicts[gate] == AGREE:
         return Judgement(verdicts, gate, "pass", "")
     seen = observed + (f", received by {receiver or 'none'}" if gate_exp.receiver else "")
+    if gate_exp.spread:
+        seen += f", {spread_text(delivery)}"
     return Judgement(
         verdicts,
         gate,

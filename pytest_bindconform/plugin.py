@@ -34,7 +34,7 @@ from . import (
 )
 from . import state as run_state
 from .model import Cell, Suite
-from .report import answers
+from .report import answers, distribution
 from .yamlsrc import CaseError, CaseFileError
 
 RECORD_ATTR = "bindconform"
@@ -691,7 +691,12 @@ def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] 
     if report.when == "call" and report.failed and record and record.get("status") == "error":
         return "error", "E", "ERROR"
     if report.when == "call" and report.passed and record and record.get("status") == "ungated":
-        return "passed", "o", answers.status_word(record)
+        word = answers.status_word(record)
+        return "passed", "o", distribution.status_word(record, word) or word
+    if report.when == "call" and report.passed and record:
+        spread = distribution.status_word(record, "PASSED")  # the counts and fairness
+        if spread:
+            return "passed", ".", spread
     return None
 
 

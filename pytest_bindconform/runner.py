@@ -53,6 +53,7 @@ def describe(cell: Cell, suite: Suite) -> dict[str, Any]:
                 "outcome": exp.outcome,
                 "flags": ["undefined-delivery"] if exp.undefined_delivery else [],
                 **({"receiver": exp.receiver} if exp.receiver else {}),
+                **({"spread": exp.spread, "fairness_min": exp.fairness_min} if exp.spread else {}),
                 "provenance": suite.oracles[exp.oracle].provenance,
             }
             for exp in cell.expectations
@@ -163,6 +164,7 @@ def _judge(cell: Cell, suite: Suite, ctx: Context, observation: probe.Observatio
         host.os_version,
         receiver,
         host.sysctl,
+        observation.delivery,
     )
 
 

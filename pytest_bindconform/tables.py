@@ -119,6 +119,12 @@ def address_name(spec: SocketSpec) -> str:
     return f"{spec.address} {'v6only' if spec.v6only else 'dual-stack'}"
 
 
+def pairwise(cell: Cell) -> bool:
+    """A table row is one socket next to another: a one-socket cell (a bind of a multicast
+    group address) is no row of it."""
+    return len(cell.sockets) >= 2
+
+
 def bind_order(cell: Cell) -> list[SocketSpec]:
     """The sockets in the order the cell binds them (some cases have only one)."""
     order = [s.socket for s in cell.steps if s.call == "bind"]
@@ -150,7 +156,7 @@ def cell_objects(suite: Suite, oracle_id: str) -> list[dict[str, Any]]:
     seen: set[str] = set()
     for cell in suite.cells:
         exp = cell.expectation(oracle_id)
-        if exp is None or len(cell.sockets) < 2:  # a row pairs a first and a second bind
+        if exp is None or not pairwise(cell):
             continue
         first, second = ordered_sockets(cell)
         family = (
@@ -256,7 +262,7 @@ def _applies(oracle: Oracle) -> str:
 def suite_markdown(suite: Suite, oracle_id: str) -> str:
     oracle = suite.oracles[oracle_id]
     lines = _header(suite, oracle)
-    cells = [c for c in suite.cells if c.expectation(oracle_id) is not None]
+    cells = [c for c in suite.cells if c.expectation(oracle_id) is not None and pairwise(c)]
     if not cells:
         return "\n".join([*lines, "", "_no expectations in this suite_"])
     body = (

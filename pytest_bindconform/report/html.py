@@ -13,7 +13,7 @@ import html
 from collections.abc import Iterable
 from typing import Any
 
-from . import answers, hostgrid, matrix, templates
+from . import answers, distribution, hostgrid, matrix, templates
 from .hostgrid import (  # noqa: F401  # noqa: F401
     LEGEND,
     MARK,
@@ -275,6 +275,7 @@ def render(report: dict[str, Any], lead: str = "") -> str:
         summary_table(report["summary"], info["gate"]),
         legend(),
         contents(suites, results, len(errata)),
+        distribution.html(report),
     ]
     documents = [
         f"{oid} ({o['applies']['os']})"

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from .model import percent
+from . import distribution
 
 LIMIT = 1_000_000  # bytes; GitHub's limit is 1 MiB (1_048_576) per step summary
 Section = tuple[str, list[str], list[str]]  # (heading, table header lines, table rows)
@@ -147,6 +148,9 @@ def render(
         ),
         (f"## Errors ({len(errors)})", header("cell", "reason"), errors),
     ]
+    spread = distribution.markdown(report)
+    if spread[2]:
+        sections.append(spread)
     return fit(head, sections, limit, where)
 
 
