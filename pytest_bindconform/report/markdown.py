@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .model import percent
 from . import distribution
+from .model import percent
 
 LIMIT = 1_000_000  # bytes; GitHub's limit is 1 MiB (1_048_576) per step summary
 Section = tuple[str, list[str], list[str]]  # (heading, table header lines, table rows)
