@@ -17,7 +17,7 @@ from . import delivery, locality, ops
 from .host import Host
 from .model import Cell, Profile, SocketSpec, Step
 from .ops import OTHER, Executor, error_name, normalise, record
-from .owner import Child
+from .ownerpool import Child
 from .plan import PlannedSocket, Unrunnable, plan, resolve_address, resolve_options
 from .ports import Interference
 
