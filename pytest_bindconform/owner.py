@@ -79,8 +79,11 @@ def serve(rfile: IO[str], wfile: IO[str], channel: int = -1) -> None:
 
 
 def _prepare() -> None:
-    """Import what requests import lazily, before the switch to another user."""
+    """Import what requests import lazily, before the switch to another user, and load the
+    library profiles once: every helper forked after a kill has them already."""
     from . import candidates, delivery  # noqa: F401
+
+    candidates.profiles()
 
 
 def _main(argv: Sequence[str] | None = None) -> None:

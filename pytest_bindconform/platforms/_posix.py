@@ -133,7 +133,8 @@ class Zygote:
         self.sock = mine
         self.ready = False
         # sent now, answered when first needed: the interpreter starts meanwhile
-        self.sock.sendall(json.dumps({"op": "hello", "path": sys.path}).encode() + b"\n")
+        self.path = list(sys.path)
+        self.sock.sendall(json.dumps({"op": "hello", "path": self.path}).encode() + b"\n")
 
     def _answer(self) -> tuple[dict[str, Any], list[int]]:
         data, fds = b"", list[int]()
@@ -156,7 +157,10 @@ class Zygote:
 
     def start(self) -> ForkedHelper:
         """A fresh helper (the zygote keeps one forked ahead, so this is one round trip)."""
-        answer, fds = self._ask({"op": "fork"})
+        req: dict[str, Any] = {"op": "fork"}
+        if sys.path != self.path:  # a conftest added a path since: a factory may live there
+            self.path = req["path"] = list(sys.path)
+        answer, fds = self._ask(req)
         if answer.get("outcome") != "ok" or len(fds) != 1:
             for fd in fds:
                 os.close(fd)
@@ -232,6 +236,13 @@ def run_zygote(fd: int, ids: tuple[int, int] | None, serve: Serve) -> None:
             req = json.loads(line)
             _reap(children, block=False)
             if req["op"] == "fork":
+                if "path" in req:  # the spare was forked with the old one
+                    sys.path[:] = req["path"]
+                    if spare is not None:
+                        _kill(spare[0])
+                        spare[1].close()
+                        children.discard(spare[0])
+                        spare = None
                 pid, theirs = spare or _fork(chan, serve)
                 children.add(pid)
                 _reply(chan, {"outcome": "ok", "pid": pid}, theirs.fileno())
@@ -239,10 +250,7 @@ def run_zygote(fd: int, ids: tuple[int, int] | None, serve: Serve) -> None:
                 spare = _fork(chan, serve)  # forked while the parent runs its cell
                 children.add(spare[0])
             elif req["op"] == "kill" and int(req["pid"]) in children:
-                with contextlib.suppress(OSError):
-                    os.kill(int(req["pid"]), getattr(signal, "SIGKILL"))  # noqa: B009
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(int(req["pid"]), 0)
+                _kill(int(req["pid"]))
                 children.discard(int(req["pid"]))
                 _reply(chan, {"outcome": "ok"})
             else:
@@ -251,6 +259,14 @@ def run_zygote(fd: int, ids: tuple[int, int] | None, serve: Serve) -> None:
         if spare is not None:
             spare[1].close()
         _reap(children, block=True)
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL and reap: when this returns, the kernel has closed the helper's sockets."""
+    with contextlib.suppress(OSError):
+        os.kill(pid, getattr(signal, "SIGKILL"))  # noqa: B009 (POSIX only)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _reply(chan: socket.socket, answer: dict[str, Any], fd: int | None = None) -> None:
