@@ -15,6 +15,7 @@ loopback TCP control channel with a random token.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -83,7 +84,8 @@ def _prepare() -> None:
     library profiles once: every helper forked after a kill has them already."""
     from . import candidates, delivery  # noqa: F401
 
-    candidates.profiles()
+    with contextlib.suppress(Exception):  # only a head start: a real error shows when used
+        candidates.profiles()
 
 
 def _main(argv: Sequence[str] | None = None) -> None:

@@ -276,3 +276,27 @@ def test_runs_with_child_owners_agree_with_and_without_xdist_and_leave_no_proces
         dups = [v for k, v in seen[-1].items() if "dup" in k]
         assert len(dups) == 4 and all(v == ("pass", "INUSE") for v in dups)
     assert seen[0] == seen[1]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="on Windows the real run covers it")
+def test_windows_spawned_helpers_speak_the_same_protocol(monkeypatch) -> None:
+    """windows.Spawner's helper (a fresh interpreter over stdin/stdout, as on Windows) takes
+    the hello with this sys.path, serves a cell, is reset, and dies when killed."""
+    from pytest_bindconform.platforms import windows
+
+    spawner = windows.owner_starter("process")
+    helper = ownerpool.Helper("process", spawner.start())
+    try:
+        assert helper.do({"socket": "a", **SOCKET})["outcome"] == "ok"
+        assert helper.do({"socket": "a", "op": "bind", "address": "127.0.0.1", "port": 0})
+        port = int(helper.do({"socket": "a", "op": "sockname"})["port"])
+        assert helper.do({"socket": "a", "op": "listen"})["outcome"] == "ok"
+        assert not refused(port)
+        assert helper.reset()
+        assert refused(port)
+    finally:
+        helper.process.kill()
+    assert helper.process.proc.poll() is not None
+    monkeypatch.delenv(windows.USER_ENV, raising=False)
+    with pytest.raises(PermissionError, match=windows.USER_ENV):
+        windows.owner_starter("other-user")

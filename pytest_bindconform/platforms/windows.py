@@ -8,7 +8,8 @@
   the connect timeout outlasts the retries instead.
 - 'other-user' sockets are held by a child started as a second local account
   (CreateProcessWithLogonW), which talks back over a loopback TCP control
-  channel (pipes do not cross logon sessions reliably).
+  channel (pipes do not cross logon sessions reliably). Helpers are fresh
+  interpreters (no fork()); the pool (ownerpool.py) keeps each for many cells.
 """
 
 from __future__ import annotations
