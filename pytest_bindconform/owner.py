@@ -96,12 +96,11 @@ def _main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--zygote", metavar="FD", type=int, help="fork helpers (POSIX)")
     parser.add_argument("--ids", metavar="UID:GID", help="the zygote's user, switched to once")
     args = parser.parse_args(argv)
-    _prepare()
     if args.zygote is not None:
         from .platforms import _posix
 
         ids = tuple(int(x) for x in args.ids.split(":")) if args.ids else None
-        _posix.run_zygote(args.zygote, ids, serve)  # type: ignore[arg-type]
+        _posix.run_zygote(args.zygote, ids, serve, _prepare)  # type: ignore[arg-type]
         return
     if args.control:
         rfile, wfile = _control.connect(args.control, os.environ.get(_control.TOKEN_ENV, ""))
@@ -109,6 +108,7 @@ def _main(argv: Sequence[str] | None = None) -> None:
         rfile, wfile = sys.stdin, sys.stdout
     hello = json.loads(rfile.readline() or "{}")  # the parent's hello: its sys.path
     sys.path[:0] = [p for p in hello.get("path", []) if p not in sys.path]
+    _prepare()
     wfile.write(json.dumps({"outcome": "ok"}) + "\n")
     wfile.flush()
     serve(rfile, wfile)

@@ -213,13 +213,17 @@ def owner_starter(owner: str) -> Starter:
 
 
 # -- the zygote's side ---------------------------------------------------------------
-def run_zygote(fd: int, ids: tuple[int, int] | None, serve: Serve) -> None:
-    """Take the parent's sys.path, switch user once, then fork helpers until EOF."""
+def run_zygote(
+    fd: int, ids: tuple[int, int] | None, serve: Serve, prepare: Callable[[], None]
+) -> None:
+    """Take the parent's sys.path, `prepare` (imports), switch user once, then fork
+    helpers until EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; EOF ends us
     chan = socket.socket(fileno=fd)
     requests = chan.makefile("rb")
     hello = json.loads(requests.readline() or b"{}")
     sys.path[:0] = [p for p in hello.get("path", []) if p not in sys.path]
+    prepare()
     try:
         if ids is not None:
             getattr(os, "setgroups")([])  # noqa: B009
