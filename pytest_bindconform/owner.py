@@ -1,18 +1,21 @@
-"""Sockets held by another process, optionally running as another user.
+"""Sockets held by another process, optionally running as another user: the helper side.
 
 Some rules depend on who owns a socket (Windows table D; Linux SO_REUSEPORT
-never shares across effective uids). The child serves ops.Executor requests as
-JSON lines and is always reaped. How it is started differs per OS and lives in
-platforms/: on POSIX it is forked (then setuid for another user, so that user
-needs no permission to execute this interpreter); on Windows it is a fresh
-interpreter, as a second local account (CreateProcessWithLogonW, credentials in
-BINDCONFORM_OTHER_USER / BINDCONFORM_OTHER_PASSWORD) reached over a loopback
-TCP control channel with a random token.
+never shares across effective uids). A helper process serves ops.Executor
+requests as JSON lines for many cells in a row; between cells the pool
+(ownerpool.py) sends `reset`, which closes every socket the helper holds and
+answers how many it still holds (0, or the pool replaces it). How a helper is
+started differs per OS and lives in platforms/: on POSIX a small interpreter
+started once per owner kind switches user once and forks helpers; on Windows each
+helper is a fresh interpreter, as a second local account (CreateProcessWithLogonW,
+credentials in BINDCONFORM_OTHER_USER / BINDCONFORM_OTHER_PASSWORD) reached over a
+loopback TCP control channel with a random token.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -26,6 +29,7 @@ from .platforms import _control
 
 OTHER_USER = "nobody"  # POSIX: the account of 'other-user' sockets
 _platform: ModuleType = platforms.current  # simulate.py swaps in the simulated OS's module
+_problems: dict[tuple[Any, ...], str | None] = {}  # decided once per process (and namespace)
 
 
 class OwnerUnavailable(Exception):
@@ -39,68 +43,72 @@ def use_platform(module: ModuleType) -> None:
 
 
 def other_user_ids() -> None:
-    """Raise OwnerUnavailable, saying how to enable it, when 'other-user' cannot run here."""
-    problem = _platform.other_user_problem()
+    """Raise OwnerUnavailable, saying how to enable it, when 'other-user' cannot run here.
+    Asked for every cell, decided once: the account database and uid_map are read once
+    per process (and user namespace: entering one changes the answer)."""
+    key = (_platform, getattr(os, "geteuid", lambda: 0)(), _user_namespace())
+    if key not in _problems:
+        _problems[key] = _platform.other_user_problem()
+    problem = _problems[key]
     if problem:
         raise OwnerUnavailable(problem)
 
 
-def serve(rfile: IO[str], wfile: IO[str]) -> None:
-    """Child side: answer requests until EOF, then close every socket."""
+def _user_namespace() -> int:
+    try:
+        return os.stat("/proc/self/ns/user").st_ino
+    except OSError:
+        return 0  # not Linux
+
+
+def serve(rfile: IO[str], wfile: IO[str], channel: int = -1) -> None:
+    """Helper side: answer requests until EOF, then close every socket. `reset` closes
+    them between cells and counts what is still open besides the channel."""
     executor = Executor()
     try:
         for line in rfile:
-            answer = executor.do(json.loads(line))
+            req = json.loads(line)
+            if req.get("op") == "reset":
+                executor.close_all()
+                answer = {"outcome": "ok", "held": platforms.current.open_sockets(channel)}
+            else:
+                answer = executor.do(req)
             wfile.write(json.dumps(answer) + "\n")
             wfile.flush()
     finally:
         executor.close_all()
 
 
-class Child:
-    """Parent side of a socket-owning child process."""
+def _prepare() -> None:
+    """Import what requests import lazily, before the switch to another user, and load the
+    library profiles once: every helper forked after a kill has them already."""
+    from . import candidates, delivery  # noqa: F401
 
-    def __init__(self, owner: str):
-        self.owner = owner
-        try:
-            self.process: Any = platforms.current.spawn_owner(owner, serve)
-        except (PermissionError, _control.ControlError) as exc:
-            raise OwnerUnavailable(f"could not start a child as {owner}: {exc}") from None
-        self.wfile, self.rfile = self.process.wfile, self.process.rfile
-        answer = self.do({"op": "hello", "socket": "-"})
-        if answer.get("outcome") == "refused":
-            self.close()
-            raise OwnerUnavailable(f"could not start a child as {owner}: {answer.get('error')}")
-
-    def do(self, req: dict[str, Any]) -> dict[str, Any]:
-        self.wfile.write(json.dumps(req) + "\n")
-        self.wfile.flush()
-        line = self.rfile.readline()
-        if not line:
-            raise OwnerUnavailable(f"the {self.owner} child process died")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def kill(self) -> None:
-        """Crash the child (SIGKILL / TerminateProcess, per OS in platforms/): its sockets
-        die with it, as in a real crash."""
-        self.process.kill()
-
-    def close(self) -> None:
-        """Close the channel (the child closes its sockets on EOF) and reap it."""
-        self.process.close()
+    with contextlib.suppress(Exception):  # only a head start: a real error shows when used
+        candidates.profiles()
 
 
 def _main(argv: Sequence[str] | None = None) -> None:
-    """A spawned child (Windows): stdin/stdout, or --control HOST:PORT as another account."""
+    """A spawned helper (Windows: stdin/stdout, or --control HOST:PORT as another account),
+    or the POSIX zygote (--zygote FD) that forks helpers."""
     parser = argparse.ArgumentParser(prog="python -m pytest_bindconform.owner")
     parser.add_argument("--control", metavar="HOST:PORT", help="connect back here (token in env)")
+    parser.add_argument("--zygote", metavar="FD", type=int, help="fork helpers (POSIX)")
+    parser.add_argument("--ids", metavar="UID:GID", help="the zygote's user, switched to once")
     args = parser.parse_args(argv)
+    if args.zygote is not None:
+        from .platforms import _posix
+
+        ids = tuple(int(x) for x in args.ids.split(":")) if args.ids else None
+        _posix.run_zygote(args.zygote, ids, serve, _prepare)  # type: ignore[arg-type]
+        return
     if args.control:
         rfile, wfile = _control.connect(args.control, os.environ.get(_control.TOKEN_ENV, ""))
     else:
         rfile, wfile = sys.stdin, sys.stdout
-    rfile.readline()  # the parent's hello
+    hello = json.loads(rfile.readline() or "{}")  # the parent's hello: its sys.path
+    sys.path[:0] = [p for p in hello.get("path", []) if p not in sys.path]
+    _prepare()
     wfile.write(json.dumps({"outcome": "ok"}) + "\n")
     wfile.flush()
     serve(rfile, wfile)

@@ -24,6 +24,7 @@ from . import (
     isolate,
     library,
     oracles,
+    ownerpool,
     platforms,
     ports,
     report,
@@ -342,6 +343,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if any(isinstance(item, CellItem) for item in session.items):
         gc.freeze()
         session.config.stash[FROZEN] = True
+    _prestart_owners(session)
+
+
+def _prestart_owners(session: pytest.Session) -> None:
+    """Start the socket-owner helpers' starters now, while pytest reports collection, in
+    the process that will run the cells (not an xdist controller, not a simulated run)."""
+    config = session.config
+    controller = config.getoption("dist", "no") != "no" and not hasattr(config, "workerinput")
+    if controller or config.option.collectonly or config.stash[run_state.STATE].host.simulated:
+        return
+    cells = (item.cell for item in session.items if isinstance(item, CellItem))
+    ownerpool.prestart({spec.owner for cell in cells for spec in cell.sockets} - {"self"})
 
 
 @pytest.hookimpl(trylast=True)
@@ -351,6 +364,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if session.config.stash.get(FROZEN, False):
         gc.unfreeze()
         session.config.stash[FROZEN] = False
+    ownerpool.shutdown()  # every socket-owner helper reaped: none outlives the session
 
 
 def _under_roots(config: pytest.Config, file_path: Path) -> bool:

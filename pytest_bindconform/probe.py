@@ -17,7 +17,7 @@ from . import delivery, locality, ops, slow
 from .host import Host
 from .model import Cell, Profile, SocketSpec, Step
 from .ops import OTHER, Executor, error_name, normalise, record
-from .owner import Child
+from .ownerpool import Child
 from .ownports import NOT_RUN, OwnPorts
 from .plan import PlannedSocket, Unrunnable, plan, resolve_address, resolve_options
 from .ports import Interference

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 Range = tuple[int, int]
 
@@ -31,8 +31,29 @@ API = (
     "is_admin",
     "facts",
     "other_user_problem",
+    "owner_starter",
+    "open_sockets",
     "enter_isolation",
 )
+
+
+class OwnerProcess(Protocol):
+    """A helper process holding sockets for the pool (ownerpool.py): JSON lines both ways."""
+
+    rfile: IO[str]
+    wfile: IO[str]
+
+    def kill(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Starter(Protocol):
+    """Starts helpers of one owner kind (owner_starter() of each platform module)."""
+
+    def start(self) -> OwnerProcess: ...
+
+    def close(self) -> None: ...
 
 
 class System(Protocol):

@@ -1,18 +1,36 @@
-"""What Linux, macOS and FreeBSD share: fork, setuid, root, the POSIX linger struct."""
+"""What Linux, macOS and FreeBSD share: fork, setuid, root, the POSIX linger struct.
+
+Socket owners of another process: a small interpreter (the "zygote", one per owner
+kind and pytest process) is started once, switches user once, and forks a helper
+process whenever the pool (ownerpool.py) needs one. Forking that small process costs a
+fraction of forking pytest, and a helper it forks holds real sockets and dies for real
+when killed. The zygote is the helpers' parent: it kills and reaps them, and the pool
+reaps the zygote.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import select
 import signal
+import socket
+import stat
 import struct
-import warnings
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
+from ._common import Starter
+
 OTHER_USER = "nobody"
-Serve = Callable[[IO[str], IO[str]], None]
+Serve = Callable[[IO[str], IO[str], int], None]  # rfile, wfile, the channel's fd
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+REAP_SECONDS = 5.0  # a helper exits at once on EOF; a stuck one is killed after this
 
 
 def rst_linger() -> bytes:
@@ -68,68 +86,238 @@ def uid_mapped(uid: int, uid_map: str = "/proc/self/uid_map") -> bool:
     return False
 
 
-class ForkedOwner:
-    """A forked child serving requests over two pipes; a different user needs no
-    permission to execute this interpreter, since nothing is executed."""
+def open_sockets(keep: int) -> int | None:
+    """How many sockets this process holds besides its channel `keep`: the reset between
+    cells proves it holds none, whatever a server factory opened without telling."""
+    for listing in ("/proc/self/fd", "/dev/fd"):
+        try:
+            fds = [int(n) for n in os.listdir(listing)]
+        except (OSError, ValueError):
+            continue
+        if keep in fds:  # a complete listing (FreeBSD's /dev/fd without fdescfs is not)
+            return sum(1 for fd in fds if fd != keep and _is_socket(fd))
+    return None
 
-    def __init__(self, owner: str, serve: Serve):
+
+def _is_socket(fd: int) -> bool:
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False  # the listing's own fd, closed by now
+
+
+class Zygote:
+    """Parent side: the small interpreter that forks helpers of one owner kind."""
+
+    def __init__(self, owner: str):
         ids = other_user_ids() if owner == "other-user" else None
         if isinstance(ids, str):
             raise PermissionError(ids)
-        fork: Callable[[], int] = getattr(os, "fork")  # noqa: B009 (absent on Windows)
-        to_child_r, to_child_w = os.pipe()
-        to_parent_r, to_parent_w = os.pipe()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: child serves
-            pid = fork()
-        if pid == 0:  # child
-            code = 0
-            try:
-                os.close(to_child_w)
-                os.close(to_parent_r)
-                _child(os.fdopen(to_child_r, "r"), os.fdopen(to_parent_w, "w"), ids, serve)
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(to_child_r)
-        os.close(to_parent_w)
-        self.pid = pid
-        self.wfile: IO[str] = os.fdopen(to_child_w, "w")
-        self.rfile: IO[str] = os.fdopen(to_parent_r, "r")
+        self.owner = owner
+        mine, theirs = socket.socketpair()
+        command = [sys.executable, "-S", "-m", "pytest_bindconform.owner"]
+        command += ["--zygote", str(theirs.fileno())]
+        if ids is not None:
+            command += ["--ids", f"{ids[0]}:{ids[1]}"]
+        path = os.pathsep.join(p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
+        try:
+            self.proc = subprocess.Popen(
+                command,
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+        finally:
+            theirs.close()
+        self.sock = mine
+        self.ready = False
+        # sent now, answered when first needed: the interpreter starts meanwhile
+        self.path = list(sys.path)
+        self.sock.sendall(json.dumps({"op": "hello", "path": self.path}).encode() + b"\n")
+
+    def _answer(self) -> tuple[dict[str, Any], list[int]]:
+        data, fds = b"", list[int]()
+        recv_fds: Any = getattr(socket, "recv_fds")  # noqa: B009 (POSIX only)
+        while not data.endswith(b"\n"):
+            chunk, got, _, _ = recv_fds(self.sock, 4096, 1)
+            if not chunk:
+                raise PermissionError(f"the {self.owner} zygote process exited")
+            data, fds = data + chunk, fds + got
+        return json.loads(data), fds
+
+    def _ask(self, req: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
+        if not self.ready:
+            hello, _ = self._answer()
+            if hello.get("outcome") != "ok":
+                raise PermissionError(f"{hello.get('error')}")
+            self.ready = True
+        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        return self._answer()
+
+    def start(self) -> ForkedHelper:
+        """A fresh helper (the zygote keeps one forked ahead, so this is one round trip)."""
+        req: dict[str, Any] = {"op": "fork"}
+        if sys.path != self.path:  # a conftest added a path since: a factory may live there
+            self.path = req["path"] = list(sys.path)
+        answer, fds = self._ask(req)
+        if answer.get("outcome") != "ok" or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            raise PermissionError(f"the {self.owner} zygote could not fork: {answer}")
+        return ForkedHelper(self, int(answer["pid"]), socket.socket(fileno=fds[0]))
+
+    def kill(self, pid: int) -> None:
+        """SIGKILL a helper and wait until it is gone: its sockets are closed by then."""
+        try:
+            self._ask({"op": "kill", "pid": pid})
+        except (OSError, ValueError):  # the zygote itself is gone: kill the helper directly
+            with contextlib.suppress(OSError):
+                os.kill(pid, getattr(signal, "SIGKILL"))  # noqa: B009 (POSIX only)
+
+    def close(self) -> None:
+        """EOF: the zygote reaps its helpers (which exit on their own EOF) and exits."""
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        try:
+            self.proc.wait(timeout=2 * REAP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class ForkedHelper:
+    """Parent side of one helper: a JSON-lines channel, killed through its zygote."""
+
+    def __init__(self, zygote: Zygote, pid: int, sock: socket.socket):
+        self.zygote, self.pid, self.sock = zygote, pid, sock
+        self.rfile: IO[str] = sock.makefile("r", encoding="utf-8", newline="\n")
+        self.wfile: IO[str] = sock.makefile("w", encoding="utf-8", newline="\n")
 
     def kill(self) -> None:
-        """A crash: SIGKILL; the kernel closes the child's sockets as for any dead process."""
+        """A crash: SIGKILL; the kernel closes the helper's sockets as for any dead process."""
         if self.pid:
-            with contextlib.suppress(OSError):
-                os.kill(self.pid, getattr(signal, "SIGKILL"))  # noqa: B009 (POSIX only)
+            self.zygote.kill(self.pid)
         self.close()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.wfile.close()
-        with contextlib.suppress(OSError):
-            self.rfile.close()
-        if self.pid:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, 0)
-            self.pid = 0
+        """The helper closes its sockets on EOF and exits; its zygote reaps it."""
+        for f in (self.wfile, self.rfile, self.sock):
+            with contextlib.suppress(OSError):
+                f.close()
+        self.pid = 0
 
 
-def _child(rfile: IO[str], wfile: IO[str], ids: tuple[int, int] | None, serve: Serve) -> None:
-    rfile.readline()  # the parent's hello
+def owner_starter(owner: str) -> Starter:
+    return Zygote(owner)
+
+
+# -- the zygote's side ---------------------------------------------------------------
+def run_zygote(
+    fd: int, ids: tuple[int, int] | None, serve: Serve, prepare: Callable[[], None]
+) -> None:
+    """Take the parent's sys.path, `prepare` (imports), switch user once, then fork
+    helpers until EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; EOF ends us
+    chan = socket.socket(fileno=fd)
+    requests = chan.makefile("rb")
+    hello = json.loads(requests.readline() or b"{}")
+    sys.path[:0] = [p for p in hello.get("path", []) if p not in sys.path]
+    prepare()
     try:
         if ids is not None:
             getattr(os, "setgroups")([])  # noqa: B009
             getattr(os, "setgid")(ids[1])  # noqa: B009
             getattr(os, "setuid")(ids[0])  # noqa: B009
-        wfile.write(json.dumps({"outcome": "ok", "uid": _geteuid()}) + "\n")
     except OSError as exc:
-        wfile.write(json.dumps({"outcome": "refused", "error": str(exc)}) + "\n")
-        raise
-    wfile.flush()
-    serve(rfile, wfile)
+        _reply(chan, {"outcome": "refused", "error": f"could not switch to uid {ids}: {exc}"})
+        return
+    _reply(chan, {"outcome": "ok", "uid": _geteuid()})
+    children: set[int] = set()
+    spare: tuple[int, socket.socket] | None = None
+    try:
+        for line in requests:
+            req = json.loads(line)
+            _reap(children, block=False)
+            if req["op"] == "fork":
+                if "path" in req:  # the spare was forked with the old one
+                    sys.path[:] = req["path"]
+                    if spare is not None:
+                        _kill(spare[0])
+                        spare[1].close()
+                        children.discard(spare[0])
+                        spare = None
+                pid, theirs = spare or _fork(chan, serve)
+                children.add(pid)
+                _reply(chan, {"outcome": "ok", "pid": pid}, theirs.fileno())
+                theirs.close()
+                spare = _fork(chan, serve)  # forked while the parent runs its cell
+                children.add(spare[0])
+            elif req["op"] == "kill" and int(req["pid"]) in children:
+                _kill(int(req["pid"]))
+                children.discard(int(req["pid"]))
+                _reply(chan, {"outcome": "ok"})
+            else:
+                _reply(chan, {"outcome": "refused", "error": f"unknown request {req}"})
+    finally:
+        if spare is not None:
+            spare[1].close()
+        _reap(children, block=True)
 
 
-def spawn_owner(owner: str, serve: Serve) -> ForkedOwner:
-    return ForkedOwner(owner, serve)
+def _kill(pid: int) -> None:
+    """SIGKILL and reap: when this returns, the kernel has closed the helper's sockets."""
+    with contextlib.suppress(OSError):
+        os.kill(pid, getattr(signal, "SIGKILL"))  # noqa: B009 (POSIX only)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _reply(chan: socket.socket, answer: dict[str, Any], fd: int | None = None) -> None:
+    data = json.dumps(answer).encode() + b"\n"
+    if fd is None:
+        chan.sendall(data)
+    else:
+        getattr(socket, "send_fds")(chan, [data], [fd])  # noqa: B009 (POSIX only)
+
+
+def _fork(chan: socket.socket, serve: Serve) -> tuple[int, socket.socket]:
+    """A helper serving on one end of a new socketpair; the zygote keeps the other."""
+    ours, theirs = socket.socketpair()
+    fork: Callable[[], int] = getattr(os, "fork")  # noqa: B009 (absent on Windows)
+    pid = fork()
+    if pid == 0:  # the helper
+        code = 0
+        try:
+            os.close(chan.fileno())
+            theirs.close()
+            rfile = ours.makefile("r", encoding="utf-8", newline="\n")
+            wfile = ours.makefile("w", encoding="utf-8", newline="\n")
+            serve(rfile, wfile, ours.fileno())
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    ours.close()
+    return pid, theirs
+
+
+def _reap(children: set[int], block: bool) -> None:
+    """Collect helpers that exited; with `block`, wait for all (killing the stuck ones)."""
+    deadline = time.monotonic() + REAP_SECONDS
+    while children:
+        for pid in list(children):
+            try:
+                done, _ = os.waitpid(pid, getattr(os, "WNOHANG"))  # noqa: B009 (POSIX only)
+            except ChildProcessError:
+                done = pid
+            if done:
+                children.discard(pid)
+        if not block:
+            return
+        if children and time.monotonic() > deadline:
+            for pid in children:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, getattr(signal, "SIGKILL"))  # noqa: B009
+            deadline = float("inf")
+        select.select([], [], [], 0.01)

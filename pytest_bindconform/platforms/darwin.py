@@ -8,7 +8,7 @@ from typing import Any
 from . import _bsd
 from ._common import Facts, System, parse_uname_a
 from ._common import connect_limit as _limit
-from ._posix import is_admin, other_user_problem, rst_linger, spawn_owner
+from ._posix import is_admin, open_sockets, other_user_problem, owner_starter, rst_linger
 
 NAME = "darwin"
 ERRORS = {
@@ -64,4 +64,11 @@ def enter_isolation() -> list[str]:
     return _bsd.no_isolation("macOS")
 
 
-__all__ = ["is_admin", "other_user_problem", "rst_linger", "spawn_owner", "parse_sw_vers"]
+__all__ = [
+    "is_admin",
+    "other_user_problem",
+    "rst_linger",
+    "owner_starter",
+    "open_sockets",
+    "parse_sw_vers",
+]

@@ -8,7 +8,7 @@ from typing import Any
 from . import _bsd
 from ._common import Facts, System
 from ._common import connect_limit as _limit
-from ._posix import is_admin, other_user_problem, rst_linger, spawn_owner
+from ._posix import is_admin, open_sockets, other_user_problem, owner_starter, rst_linger
 
 NAME = "freebsd"
 ERRORS = {
@@ -72,4 +72,4 @@ def enter_isolation() -> list[str]:
     return _bsd.no_isolation("FreeBSD")
 
 
-__all__ = ["is_admin", "other_user_problem", "rst_linger", "spawn_owner"]
+__all__ = ["is_admin", "other_user_problem", "rst_linger", "owner_starter", "open_sockets"]

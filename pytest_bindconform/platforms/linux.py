@@ -6,7 +6,7 @@ from typing import Any
 
 from ._common import Facts, System
 from ._common import connect_limit as _limit
-from ._posix import is_admin, other_user_problem, rst_linger, spawn_owner
+from ._posix import is_admin, open_sockets, other_user_problem, owner_starter, rst_linger
 
 NAME = "linux"
 ERRORS = {
@@ -75,4 +75,4 @@ def enter_isolation() -> list[str]:
     return enter_netns()
 
 
-__all__ = ["is_admin", "other_user_problem", "rst_linger", "spawn_owner"]
+__all__ = ["is_admin", "other_user_problem", "rst_linger", "owner_starter", "open_sockets"]

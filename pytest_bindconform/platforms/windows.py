@@ -8,24 +8,26 @@
   the connect timeout outlasts the retries instead.
 - 'other-user' sockets are held by a child started as a second local account
   (CreateProcessWithLogonW), which talks back over a loopback TCP control
-  channel (pipes do not cross logon sessions reliably).
+  channel (pipes do not cross logon sessions reliably). Helpers are fresh
+  interpreters (no fork()); the pool (ownerpool.py) keeps each for many cells.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import re
 import struct
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from . import _control
-from ._common import Facts, Range, System
+from ._common import Facts, Range, Starter, System
 from ._common import connect_limit as _limit
 
 NAME = "windows"
@@ -279,14 +281,44 @@ class SpawnedOwner:
             self.proc.wait()
 
 
-def spawn_owner(owner: str, serve: Callable[[IO[str], IO[str]], None]) -> Any:
-    del serve  # the child is a fresh interpreter: pytest_bindconform.owner serves there
-    if owner != "other-user":
-        return SpawnedOwner()
-    found = credentials()
-    if found is None:
-        raise PermissionError(other_user_problem())
-    return LogonOwner(*found)
+def open_sockets(keep: int) -> int | None:
+    """Winsock sockets are handles, not descriptors that can be listed: the helper's reset
+    can only close the ones it knows (ops.Executor's)."""
+    del keep
+    return None
+
+
+class Spawner:
+    """Starts helpers of one owner kind: each a fresh interpreter (Windows has no fork()),
+    as a second account for 'other-user'. A helper serves many cells (reset in between);
+    a new one is spawned only after a kill."""
+
+    def __init__(self, owner: str):
+        self.owner = owner
+        self.account = credentials() if owner == "other-user" else None
+        if owner == "other-user" and self.account is None:
+            raise PermissionError(other_user_problem())
+
+    def start(self) -> LogonOwner | SpawnedOwner:
+        helper = LogonOwner(*self.account) if self.account else SpawnedOwner()
+        try:  # the helper takes this interpreter's sys.path (a user's server factories)
+            helper.wfile.write(json.dumps({"op": "hello", "path": sys.path}) + "\n")
+            helper.wfile.flush()
+            answer = json.loads(helper.rfile.readline() or "{}")
+        except (OSError, ValueError) as exc:
+            helper.kill()
+            raise PermissionError(f"the {self.owner} helper did not start: {exc}") from None
+        if answer.get("outcome") != "ok":
+            helper.kill()
+            raise PermissionError(f"the {self.owner} helper refused: {answer.get('error')}")
+        return helper
+
+    def close(self) -> None:
+        """Nothing runs between helpers: each helper is closed by the pool."""
+
+
+def owner_starter(owner: str) -> Starter:
+    return Spawner(owner)
 
 
 def _create_process_with_logon(

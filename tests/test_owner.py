@@ -1,0 +1,302 @@
+"""Pooled socket owners (ownerpool.py, owner.py, platforms/_posix.py): helpers started once,
+reset between cells, really killed by a cell's kill step, all reaped at session end."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pwd
+import socket
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_bindconform import owner, ownerpool, platforms
+
+posix_root = pytest.mark.skipif(
+    sys.platform == "win32" or os.geteuid() != 0, reason="needs POSIX and root (other-user)"
+)
+SOCKET = {"op": "socket", "family": "inet", "type": "stream"}
+
+
+@pytest.fixture
+def pool() -> Iterator[ownerpool.Pool]:
+    """The process-wide pool, emptied before and after: each test starts from nothing."""
+    ownerpool.shutdown()
+    yield ownerpool.POOL
+    ownerpool.shutdown()
+
+
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (a zombie was never reaped)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    assert "State:\tZ" not in status, f"process {pid} is a zombie: never reaped"
+    return True
+
+
+def listening(child: ownerpool.Child, name: str = "a") -> int:
+    assert child.do({"socket": name, **SOCKET})["outcome"] == "ok"
+    assert child.do({"socket": name, "op": "bind", "address": "127.0.0.1", "port": 0})["outcome"]
+    assert child.do({"socket": name, "op": "listen"})["outcome"] == "ok"
+    return int(child.do({"socket": name, "op": "sockname"})["port"])
+
+
+def refused(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == errno.ECONNREFUSED
+
+
+@posix_root
+@pytest.mark.parametrize("kind", ["process", "other-user"])
+def test_one_helper_serves_many_cells_and_is_reset_in_between(pool, kind) -> None:
+    first = ownerpool.Child(kind)
+    pid = first.helper.process.pid
+    port = listening(first)
+    assert not refused(port)
+    first.close()  # the cell ends: reset
+    assert refused(port), "the reset left the helper's listener open"
+    for _ in range(5):
+        child = ownerpool.Child(kind)
+        assert child.helper.process.pid == pid  # the same process, not a new one per cell
+        listening(child)
+        child.close()
+    assert pool.started == 1 and pool.replaced == 0
+    uids = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[:2]
+    wanted = pwd.getpwnam(owner.OTHER_USER).pw_uid if kind == "other-user" else os.getuid()
+    assert uids == [str(wanted)] * 2  # real and effective: switched once, in the zygote
+
+
+@posix_root
+def test_a_helper_holding_a_socket_it_was_not_asked_for_is_replaced(pool, tmp_path) -> None:
+    """A server factory that leaks a socket: the reset finds it, the helper dies with it."""
+    (tmp_path / "leaky_factory.py").write_text(
+        textwrap.dedent(
+            """\
+            import socket
+            LEAKED = []
+
+            def make(family, kind, address, port):
+                extra = socket.socket()
+                extra.bind(("127.0.0.1", 0))
+                extra.listen()
+                LEAKED.append(extra)
+                s = socket.socket()
+                s.bind((address, port))
+                return s
+            """
+        )
+    )
+    sys.path.insert(0, str(tmp_path))  # sent to the zygote with the next fork
+    try:
+        child = ownerpool.Child("process")
+        pid = child.helper.process.pid
+        answer = child.do(
+            {
+                "socket": "a",
+                "op": "make",
+                "factory": "leaky_factory:make",
+                "family": "inet",
+                "type": "stream",
+                "address": "127.0.0.1",
+                "port": 0,
+            }
+        )
+        assert answer["outcome"] == "ok", answer
+        child.close()
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert pool.replaced == 1
+    assert not alive(pid), "the helper with a leaked socket was handed back"
+    again = ownerpool.Child("process")
+    assert again.helper.process.pid != pid
+    assert again.do({"op": "reset", "socket": "-"})["held"] == 0
+    again.close()
+
+
+@posix_root
+@pytest.mark.parametrize("kind", ["process", "other-user"])
+def test_a_killed_helper_really_dies_with_its_sockets_and_the_next_cell_works(pool, kind) -> None:
+    child = ownerpool.Child(kind)
+    pid = child.helper.process.pid
+    port = listening(child)
+    child.kill()
+    assert not alive(pid), "kill returned while the helper still existed"
+    assert refused(port), "the killed helper's listener survived"
+    with pytest.raises(owner.OwnerUnavailable, match="killed"):
+        child.do({"socket": "a", "op": "sockname"})
+    child.close()  # the cell's cleanup after a kill: nothing to give back
+    after = ownerpool.Child(kind)
+    assert after.helper.process.pid not in (0, pid)
+    listening(after)
+    after.close()
+
+
+@posix_root
+def test_shutdown_reaps_every_helper_and_starter(pool) -> None:
+    children = [ownerpool.Child(kind) for kind in ("process", "process", "other-user")]
+    pids = [c.helper.process.pid for c in children]
+    children[0].close()  # idle, the others still busy: shutdown reaps both kinds
+    starters = [s.proc.pid for s in pool.starters.values()]
+    assert len(starters) == 2 and all(alive(p) for p in pids + starters)
+    ownerpool.shutdown()
+    assert not any(alive(p) for p in pids + starters)
+
+
+def test_unavailable_owner_is_decided_once_and_says_why(pool, monkeypatch) -> None:
+    calls: list[str] = []
+
+    def refuse(kind: str) -> None:
+        calls.append(kind)
+        raise PermissionError("owner 'other-user' needs root; rerun as root")
+
+    monkeypatch.setattr(platforms.current, "owner_starter", refuse)
+    for _ in range(3):
+        with pytest.raises(owner.OwnerUnavailable, match="needs root; rerun as root"):
+            ownerpool.Child("other-user")
+    assert calls == ["other-user"]
+
+
+def test_other_user_availability_is_read_once_per_process(monkeypatch) -> None:
+    calls: list[int] = []
+
+    def problem() -> str:
+        calls.append(1)
+        return "owner 'other-user' needs the account 'nobody'"
+
+    monkeypatch.setattr(owner, "_problems", {})
+    monkeypatch.setattr(owner, "_platform", type("P", (), {"other_user_problem": problem}))
+    for _ in range(4):
+        with pytest.raises(owner.OwnerUnavailable, match="needs the account"):
+            owner.other_user_ids()
+    assert calls == [1]
+
+
+# -- whole runs: same results with and without xdist, nothing left behind ---------------
+CASES = """\
+format: 1
+id: pooled
+title: owners of other processes
+references: []
+oracles:
+  linux: {kind: measured, source: "this test", applies: {os: linux}}
+cases:
+  - id: dup
+    variants: {family: [inet, inet6]}
+    sockets:
+      a: {address: specific}
+      b: {address: specific, owner: process}
+    steps: [bind a, bind b]
+    test: bind b
+    expect: {linux: INUSE}
+  - id: dup-other
+    variants: {family: [inet, inet6]}
+    sockets:
+      a: {address: specific}
+      b: {address: specific, owner: other-user}
+    steps: [bind a, bind b]
+    test: bind b
+    expect: {linux: INUSE}
+  - id: held-by-the-same-helper-next
+    variants: {family: [inet, inet6]}
+    sockets:
+      a: {address: specific, owner: process}
+    steps: [bind a, listen a]
+    test: listen a
+    expect: {linux: ok}
+"""
+
+
+def leftovers(tag: str) -> list[int]:
+    """Processes still running with this run's tag in their environment."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                env = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if f"BINDCONFORM_TEST_TAG={tag}".encode() in env.split(b"\0"):
+                found.append(int(entry.name))
+    return found
+
+
+CRASH = """\
+format: 1
+id: pooled-crash
+title: a server killed with its connection open
+references: []
+oracles: {}
+goal: {id: restart, transport: tcp, title: "a restart is not blocked"}
+cases:
+  - id: after-crash
+    variants: {family: [inet, inet6]}
+    sockets:
+      old: {candidate: true, address: wildcard, owner: process}
+      peer: {address: wildcard}
+      new: {candidate: true, address: wildcard}
+    steps: [bind old, listen old, connect peer specific, accept old, kill old,
+            recv peer, close peer, bind new, listen new]
+    test: listen new
+    need: {outcome: ok}
+"""
+
+
+@posix_root
+def test_runs_with_child_owners_agree_with_and_without_xdist_and_leave_no_process(
+    pytester, monkeypatch
+) -> None:
+    pytester.makefile(".bind.yaml", pooled=CASES, crash=CRASH)
+    tag = uuid.uuid4().hex
+    monkeypatch.setenv("BINDCONFORM_TEST_TAG", tag)
+    seen = []
+    for workers in ([], ["-n", "2"]):
+        out = pytester.path / f"report{len(workers)}.json"
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", f"--bindconform-json={out}", *workers
+        )
+        assert result.ret == 0, result.stdout.str()
+        assert not leftovers(tag), f"a helper or zygote outlived the run {workers}"
+        results = json.loads(out.read_text())["results"]
+        seen.append({r["id"]: (r["status"], (r["observed"] or {}).get("outcome")) for r in results})
+        ran = [r for r in results if r["status"] != "skip"]  # skipped: a library absent here
+        assert all(r["status"] != "error" for r in results)
+        kills = [r for r in ran if "kill old" in r["scenario"]["steps"]]
+        assert len(kills) > 20
+        for r in kills:  # the crash released the port: the peer saw its connection reset
+            steps = {(s["socket"], s["call"]): s["outcome"] for s in r["observed"]["steps"]}
+            assert steps[("peer", "recv")] in ("RESET", "ok"), steps
+        dups = [v for k, v in seen[-1].items() if "dup" in k]
+        assert len(dups) == 4 and all(v == ("pass", "INUSE") for v in dups)
+    assert seen[0] == seen[1]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="on Windows the real run covers it")
+def test_windows_spawned_helpers_speak_the_same_protocol(monkeypatch) -> None:
+    """windows.Spawner's helper (a fresh interpreter over stdin/stdout, as on Windows) takes
+    the hello with this sys.path, serves a cell, is reset, and dies when killed."""
+    from pytest_bindconform.platforms import windows
+
+    spawner = windows.owner_starter("process")
+    helper = ownerpool.Helper("process", spawner.start())
+    try:
+        assert helper.do({"socket": "a", **SOCKET})["outcome"] == "ok"
+        assert helper.do({"socket": "a", "op": "bind", "address": "127.0.0.1", "port": 0})
+        port = int(helper.do({"socket": "a", "op": "sockname"})["port"])
+        assert helper.do({"socket": "a", "op": "listen"})["outcome"] == "ok"
+        assert not refused(port)
+        assert helper.reset()
+        assert refused(port)
+    finally:
+        helper.process.kill()
+    assert helper.process.proc.poll() is not None
+    monkeypatch.delenv(windows.USER_ENV, raising=False)
+    with pytest.raises(PermissionError, match=windows.USER_ENV):
+        windows.owner_starter("other-user")
