@@ -12,7 +12,7 @@ from typing import Any
 
 from .model import REBINDS, Step
 from .ops import Executor, record
-from .owner import Child
+from .ownerpool import Child
 from .plan import PlannedSocket
 
 NOT_RUN = "not-run"  # a step not run: an earlier call made its socket unusable
