@@ -25,6 +25,7 @@ from . import (
     library,
     oracles,
     ownerpool,
+    plan,
     platforms,
     ports,
     report,
@@ -353,8 +354,12 @@ def _prestart_owners(session: pytest.Session) -> None:
     controller = config.getoption("dist", "no") != "no" and not hasattr(config, "workerinput")
     if controller or config.option.collectonly or config.stash[run_state.STATE].host.simulated:
         return
+    state = config.stash[run_state.STATE]
     cells = (item.cell for item in session.items if isinstance(item, CellItem))
-    ownerpool.prestart({spec.owner for cell in cells for spec in cell.sockets} - {"self"})
+    owners = {spec.owner for cell in cells for spec in cell.sockets}
+    if "unprivileged" in owners:  # resolved per host: this process, or other-user when root
+        owners.add(plan.unprivileged_owner(state.host))
+    ownerpool.prestart(owners - {"self", "unprivileged"})
 
 
 @pytest.hookimpl(trylast=True)
