@@ -142,6 +142,8 @@ def _execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
         and _only_receiver_differs(cell, ctx, observation)
     ):
         judgement = _rejudge_delivery(cell, suite, planned, profile, ctx, record, judgement)
+    elif judgement.status == "fail" or _unproven_conflict(cell, observation):
+        judgement = _reproduce(cell, suite, planned, profile, ctx, made_by, observation, judgement)
     record.update(
         verdicts=judgement.verdicts,
         gate=judgement.gate,
@@ -201,6 +203,55 @@ def _rejudge_delivery(
         f"delivery differed between two runs on fresh ports: first received by {before}, then "
         f"by {receiver}; the gate agrees with the second (both are in the record)",
     )
+
+
+def _reproduce(
+    cell: Cell,
+    suite: Suite,
+    planned: list[probe.PlannedSocket],
+    profile: Profile | None,
+    ctx: Context,
+    factories: dict[str, str] | None,
+    observation: probe.Observation,
+    first: Judgement,
+) -> Judgement:
+    """A disagreement, or a refused bind in a cell no proof after it can check, is a verdict
+    only if the host does it again. A socket another process held for a moment on the cell's
+    port (or its second address) can fail a later bind that no free-port proof around the
+    cell sees; it will not be there again on a fresh port. Same outcomes there: the judgement
+    stands. Otherwise: interference, no verdict."""
+    unjudged = dict.fromkeys(first.verdicts, NOT_RUN)
+    try:
+        port, again, _ = _observe(cell, planned, profile, ctx, factories)
+    except Interference as exc:
+        return Judgement(unjudged, first.gate, "error", f"interference: {exc}")
+    if _outcomes(again) == _outcomes(observation):
+        if first.status != "fail":
+            return first
+        return Judgement(
+            first.verdicts, first.gate, "fail", f"{first.reason} (the same on port {port})"
+        )
+    return Judgement(
+        unjudged,
+        first.gate,
+        "error",
+        f"interference: the cell disagreed with {first.gate}, then ran otherwise on a fresh "
+        f"port {port} ({again.outcome} instead of {observation.outcome}): another process most "
+        "likely touched the first port while the cell ran, so no verdict is given. Stop it, or "
+        "choose a quieter range with --bindconform-ports",
+    )
+
+
+def _unproven_conflict(cell: Cell, observation: probe.Observation) -> bool:
+    """A bind refused in a cell that connects: the cell's port may be in TIME_WAIT
+    afterwards, so no proof after it can tell whether someone else's socket was there."""
+    return any(step.call == "connect" for step in cell.steps) and any(
+        step["call"] == "bind" and step["outcome"] in CONFLICTS for step in observation.steps
+    )
+
+
+def _outcomes(observation: probe.Observation) -> list[str]:
+    return [step["outcome"] for step in observation.steps]
 
 
 CONFLICTS = ("INUSE", "ACCESS", "ADDRNOTAVAIL")

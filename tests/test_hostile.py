@@ -56,16 +56,18 @@ class Neighbour(PortAllocator):
     `address`, for the first `times` cells; it leaves just before any proof after the
     cell, which is exactly when a careless check would look."""
 
-    def __init__(self, address: str, times: int, share: bool = False):
+    def __init__(
+        self, address: str, times: int, share: bool = False, kind: int = socket.SOCK_DGRAM
+    ):
         super().__init__(HOST, PORTS)
-        self.address, self.times, self.share = address, times, share
+        self.address, self.times, self.share, self.kind = address, times, share, kind
         self.sock: socket.socket | None = None
 
     def take(self, prove: bool = False, kinds: Iterable[tuple[str, str]] = ()) -> int:
         port = super().take(prove, kinds) if kinds else super().take(prove)
         if self.times > 0:
             self.times -= 1
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock = socket.socket(socket.AF_INET, self.kind)
             if self.share:  # joins the cell's SO_REUSEPORT group (same user)
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             self.sock.bind((self.address, port))
@@ -161,6 +163,49 @@ def test_a_sharer_that_takes_every_datagram_is_not_a_receiver_none(tmp_path: Pat
     assert record["observed"]["delivery"]["receiver"] in ("a", "b", "both")
     (note,) = record["confounded_tries"]
     assert "reached no socket of the cell" in note and "took it" in note
+
+
+CONNECTS = """\
+format: 1
+id: hostile
+title: hostile
+references: []
+oracles: {here: {kind: measured, source: this test, applies: {os: linux}}}
+cases:
+  - id: bound-client
+    sockets:
+      s: {type: stream, address: "127.0.0.1"}
+      c: {type: stream, options: [SO_REUSEADDR], address: "127.0.0.2"}
+    steps: [bind s, listen s, bind c, connect c s]
+    test: connect c s
+    expect: {here: EXPECT}
+"""
+
+
+@linux_only
+@pytest.mark.parametrize("expect", ["ok", "INUSE"])
+def test_a_neighbour_on_a_later_bind_of_a_connecting_cell_is_no_verdict(
+    tmp_path: Path, expect: str
+) -> None:
+    """A connecting cell leaves TIME_WAIT, so no proof after it can look for a foreign
+    socket: a neighbour on the client's address fails its bind (and the connect then goes
+    out from an ephemeral port and succeeds). Whatever the oracle says (ok: it would be a
+    false pass; INUSE: a false fail), the cell runs again on a fresh port, differs there,
+    and is an interference error."""
+    neighbour = Neighbour("127.0.0.2", times=1, kind=socket.SOCK_STREAM)
+    record = run_cell(tmp_path, neighbour, case=CONNECTS.replace("EXPECT", expect))
+    assert record["status"] == "error", record["reason"]
+    assert record["reason"].startswith("interference: ")
+    assert "ran otherwise on a fresh port" in record["reason"]
+    assert set(record["verdicts"].values()) == {"not-run"}
+
+
+@linux_only
+def test_a_disagreement_the_host_repeats_stays_a_failure(tmp_path: Path) -> None:
+    case = CONNECTS.replace("EXPECT", "INUSE")
+    record = run_cell(tmp_path, Neighbour("127.0.0.2", times=0), case=case)
+    assert record["status"] == "fail", record["reason"]
+    assert "(the same on port " in record["reason"]
 
 
 # -- the short form of bench/bench_hostile.py ---------------------------------------------
