@@ -309,16 +309,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # thousands of immutable cells live until the end: keep the cyclic GC from rescanning them
     if any(isinstance(item, CellItem) for item in session.items):
         gc.freeze()
+        if not session.config.stash.get(FROZEN, False):
+            session.config.add_cleanup(_unfreeze)
         session.config.stash[FROZEN] = True
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def _unfreeze() -> None:
     """Undo the freeze: a process running several sessions (pytester) would keep each one's
-    objects forever."""
-    if session.config.stash.get(FROZEN, False):
-        gc.unfreeze()
-        session.config.stash[FROZEN] = False
+    objects forever. A cleanup registered at collection runs after pytest's own final
+    gc.collect() calls (cleanups run last first), which then skip the frozen cells."""
+    gc.unfreeze()
 
 
 def _under_roots(config: pytest.Config, file_path: Path) -> bool:
@@ -494,7 +494,8 @@ class CellItem(pytest.Item):
         state = self.config.stash[run_state.STATE]
         for name in ("bindconform", *run_state.markers(cell, suite, state.host)):
             self.add_marker(_mark(name))
-        self.user_properties.append(("bindconform_profile", cell.profile or "raw"))
+        # --junitxml properties are made from the record on the controller (Recorder):
+        # nothing rides on the setup and teardown reports a worker sends
 
     def runtest(self) -> None:
         state = self.config.stash[run_state.STATE]
@@ -502,7 +503,6 @@ class CellItem(pytest.Item):
         if state.host.simulated:
             record = simulate.honest(record, state.host.os)
         self.bindconform_record = record
-        self.user_properties += junit_properties(record)
         if record["status"] == "skip":
             pytest.skip(record["reason"])
         required = self.config.stash[CANDIDATES].missed_requirement(record)
@@ -545,6 +545,7 @@ def junit_properties(record: dict[str, Any]) -> list[tuple[str, str]]:
     seen = record["observed"]
     failed = next((s for s in seen["steps"] if s["outcome"] != "ok"), None) if seen else None
     props = [
+        ("bindconform_profile", record["profile"] or "raw"),
         ("bindconform_status", record["status"]),
         ("bindconform_outcome", seen["outcome"] if seen else "not run"),
         ("bindconform_gate", record["gate"] or ""),
@@ -641,7 +642,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report_ = yield
     record = getattr(item, "bindconform_record", None)
     if record is not None and call.when == "call":
-        setattr(report_, RECORD_ATTR, record)  # builtins only: crosses xdist as is
+        # builtins only; from a worker only what happened here (the controller adds the rest)
+        on_worker = hasattr(item.config, "workerinput")
+        travelled = {**runner.travelling(record), "file": str(item.path)} if on_worker else None
+        setattr(report_, RECORD_ATTR, travelled or record)
     if isinstance(item, CellItem) and report_.skipped and isinstance(report_.longrepr, tuple):
         # point -rs at the cell's line in the case file, not at this plugin
         report_.longrepr = (str(item.path), item.cell.line, report_.longrepr[2])
@@ -664,7 +668,9 @@ class Recorder:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.state = config.stash[run_state.STATE]
-        self.book = report.Book(config.rootpath)
+        extra = config.stash[CANDIDATES].extra
+        self.book = report.Book(config.rootpath, prepare=lambda s: goals.add_candidates(s, extra))
+        self.junit: dict[str, list[tuple[str, str]]] = {}
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # after -k/-m deselection: a deselected cell is not part of this run
@@ -688,15 +694,22 @@ class Recorder:
         if problem:
             raise pytest.UsageError(problem)
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml reads the teardown report's properties
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties if report.when == "call" else ():
             if name == "bindconform_explore":
                 self.explored = value
         record = getattr(report, RECORD_ATTR, None)
         if record is not None:
+            if "file" in record:  # from an xdist worker: describe the cell here
+                record = self.book.rejoin(report.nodeid, record)
+                setattr(report, RECORD_ATTR, record)
             self.book.add(report.nodeid, record)
+            self.junit[report.nodeid] = junit_properties(record)
         elif report.when == "call" or report.outcome != "passed":
             self.book.note_outcome(report.nodeid, report.outcome, str(report.longrepr or ""))
+        if report.when == "teardown" and report.nodeid in self.junit:
+            report.user_properties = [*report.user_properties, *self.junit.pop(report.nodeid)]
 
     def pytest_sessionfinish(self, exitstatus: int) -> None:
         if self.config.option.collectonly:

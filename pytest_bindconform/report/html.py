@@ -15,7 +15,7 @@ from typing import Any
 
 from . import answers, labels, matrix, templates
 from .merge import resolves
-from .model import VERDICTS, oracle_applies, summarize, token
+from .model import VERDICTS, oracle_applies, token, verdict_counts
 from .model import errata as errata_of
 
 LEGEND = (  # (css class, mark, label, meaning)
@@ -293,7 +293,7 @@ def oracle_table(
     results: list[dict[str, Any]] | None = None,
 ) -> str:
     """Where each expectation comes from; on a host report, whether it applies and its counts."""
-    counts = summarize(results or [])["oracles"]
+    counts = verdict_counts(results or [])
     head = ["key", "oracle", "kind", "provenance", "applies to", "profiles"]
     if host:
         head += ["applies here", *VERDICTS]
