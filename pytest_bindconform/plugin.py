@@ -146,6 +146,7 @@ def _setting(config: pytest.Config, name: str) -> Any:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.add_cleanup(_unfreeze)
     for name, doc in (
         ("bindconform", "a bind() conformance cell from a *.bind.yaml file"),
         ("inet", "cell uses an IPv4 socket"),
@@ -309,15 +310,21 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # thousands of immutable cells live until the end: keep the cyclic GC from rescanning them
     if any(isinstance(item, CellItem) for item in session.items):
         gc.freeze()
-        if not session.config.stash.get(FROZEN, False):
-            session.config.add_cleanup(_unfreeze)
         session.config.stash[FROZEN] = True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The records and reports are written: freeze them too, so that pytest's own final
+    gc.collect() calls (unraisable-exception checks) skip them; _unfreeze undoes it."""
+    if config.stash.get(FROZEN, False):
+        gc.freeze()
 
 
 def _unfreeze() -> None:
     """Undo the freeze: a process running several sessions (pytester) would keep each one's
-    objects forever. A cleanup registered at collection runs after pytest's own final
-    gc.collect() calls (cleanups run last first), which then skip the frozen cells."""
+    objects forever. Registered in pytest_configure, before pytest's own plugins register
+    theirs, so it runs after their final gc.collect() (cleanups run last first)."""
     gc.unfreeze()
 
 
