@@ -651,7 +651,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if record is not None and call.when == "call":
         # builtins only; from a worker only what happened here (the controller adds the rest)
         on_worker = hasattr(item.config, "workerinput")
-        travelled = {**runner.travelling(record), "file": str(item.path)} if on_worker else None
+        travelled = None
+        if on_worker and isinstance(item, CellItem):
+            host_ = item.config.stash[run_state.STATE].host
+            travelled = {
+                **runner.travelling(record, item.cell, item.suite, host_),
+                "file": str(item.path),
+            }
         setattr(report_, RECORD_ATTR, travelled or record)
     if isinstance(item, CellItem) and report_.skipped and isinstance(report_.longrepr, tuple):
         # point -rs at the cell's line in the case file, not at this plugin
@@ -709,7 +715,7 @@ class Recorder:
         record = getattr(report, RECORD_ATTR, None)
         if record is not None:
             if "file" in record:  # from an xdist worker: describe the cell here
-                record = self.book.rejoin(report.nodeid, record)
+                record = self.book.rejoin(report.nodeid, record, self.state.host)
                 setattr(report, RECORD_ATTR, record)
             self.book.add(report.nodeid, record)
             self.junit[report.nodeid] = junit_properties(record)

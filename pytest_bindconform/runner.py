@@ -81,24 +81,52 @@ def _describe(cell: Cell, suite: Suite) -> dict[str, Any]:
 DESCRIBED = ("suite", "name", "key", "variant", "profile", "line", "grid", "expected")
 
 
-def travelling(record: dict[str, Any]) -> dict[str, Any]:
+def travelling(
+    record: dict[str, Any],
+    cell: Cell | None = None,
+    suite: Suite | None = None,
+    host: Host | None = None,
+) -> dict[str, Any]:
     """What of a record must cross from an xdist worker: what happened here. The rest is
-    describe()'s, which the controller makes again from the suite it loads (rejoin)."""
+    describe()'s, which the controller makes again from the suite it loads (rejoin). Given
+    the cell, its sockets travel as their states alone when the plan (the same on the
+    controller: one host fingerprint) gives them back exactly."""
     out = {k: v for k, v in record.items() if k not in DESCRIBED}
-    out["scenario"] = {
+    out["scenario"] = scenario = {
         k: v for k, v in record["scenario"].items() if k not in ("profile", "steps", "under_test")
     }
+    if cell is not None and suite is not None and host is not None:
+        states = [sock["state"] for sock in scenario["sockets"]]
+        if _replanned(cell, suite, host, states) == scenario["sockets"]:
+            del scenario["sockets"]
+            scenario["states"] = states
     return out
 
 
-def rejoin(travelled: dict[str, Any], cell: Cell, suite: Suite) -> dict[str, Any]:
+def _replanned(
+    cell: Cell, suite: Suite, host: Host, states: list[str]
+) -> list[dict[str, Any]] | None:
+    profile = suite.profiles.get(cell.profile) if cell.profile else None
+    try:
+        planned = probe.plan(cell, profile, host)
+    except probe.Unrunnable:
+        return None
+    return [p.to_dict(state) for p, state in zip(planned, states, strict=False)]
+
+
+def rejoin(
+    travelled: dict[str, Any], cell: Cell, suite: Suite, host: Host | None = None
+) -> dict[str, Any]:
     """The record travelling() was made of, key for key and in the same order."""
     record = describe(cell, suite)
     steps, under_test = record.pop("steps_planned"), record.pop("under_test")
     sent = travelled["scenario"]
-    scenario = {"profile": cell.profile, "sockets": sent.get("sockets", [])}
+    sockets = sent.get("sockets", [])
+    if "states" in sent and host is not None:
+        sockets = _replanned(cell, suite, host, sent["states"]) or []
+    scenario = {"profile": cell.profile, "sockets": sockets}
     scenario.update(steps=steps, under_test=under_test)
-    scenario.update((k, v) for k, v in sent.items() if k != "sockets")
+    scenario.update((k, v) for k, v in sent.items() if k not in ("sockets", "states"))
     record.update(travelled)
     record["scenario"] = scenario
     return record

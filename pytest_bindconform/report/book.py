@@ -87,7 +87,7 @@ class Book:
         if _is_cell(nodeid):
             self.outcomes[nodeid] = (outcome, longrepr)
 
-    def rejoin(self, nodeid: str, travelled: dict[str, Any]) -> dict[str, Any]:
+    def rejoin(self, nodeid: str, travelled: dict[str, Any], host: Any = None) -> dict[str, Any]:
         """A worker's record (runner.travelling, plus the case file's path) made whole again
         from the suite loaded here: descriptions and provenance never cross processes."""
         display, _, name = travelled["id"].partition("::")
@@ -108,7 +108,7 @@ class Book:
                 f"no result: the worker ran it, but here {why} (it changed during the run?)",
             )
         rest = {k: v for k, v in travelled.items() if k != "file"}
-        return runner.rejoin(rest, *found)
+        return runner.rejoin(rest, *found, host)
 
     # -- building ----------------------------------------------------------
     def suite(self, relpath: str) -> Suite | str:
