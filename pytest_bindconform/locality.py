@@ -17,7 +17,7 @@ import ipaddress
 import socket
 import struct
 import sys
-from functools import cache
+from functools import cache, lru_cache
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -35,6 +35,7 @@ SAFE_TO_ADD = tuple(
 )
 
 
+@lru_cache(maxsize=4096)  # a run names a few dozen addresses, parsed per socket call
 def parse(address: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(address.split("%", 1)[0])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from .model import Cell, Expectation, Oracle, Profile
@@ -63,6 +64,7 @@ def parse_gates(entries: Iterable[str]) -> dict[str, str]:
     return gates
 
 
+@cache  # a handful of version strings, compared for every expectation of every cell
 def version_tuple(text: str) -> tuple[int, ...]:
     parts = []
     for piece in text.replace("-", ".").split("."):
@@ -88,8 +90,12 @@ def settings_mismatch(oracle: Oracle, sysctl: Mapping[str, str] | None) -> str:
 def applies(
     oracle: Oracle, os_family: str, os_version: str, sysctl: Mapping[str, str] | None = None
 ) -> bool:
-    if oracle.os != os_family or settings_mismatch(oracle, sysctl):
+    if oracle.os != os_family:
         return False
+    if oracle.sysctl and settings_mismatch(oracle, sysctl):
+        return False
+    if not (oracle.min_version or oracle.max_version):
+        return True
     have = version_tuple(os_version)
     if oracle.min_version and have < version_tuple(oracle.min_version):
         return False

@@ -170,10 +170,33 @@ def unprivileged_owner(host: Host) -> str:
     return "other-user" if host.admin else "self"
 
 
+_PLANS: dict[tuple[Any, ...], tuple[Host, Profile | None, tuple[PlannedSocket, ...] | str]] = {}
+
+
 def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]:
-    """Concrete sockets for this host, or Unrunnable with how to enable the cell."""
+    """Concrete sockets for this host, or Unrunnable with how to enable the cell.
+
+    Thousands of cells share a few hundred socket shapes and the host does not change
+    during a run, so each shape is planned once per host (host and profile are kept in
+    the entry: their ids cannot be reused while it lives)."""
     if slow.ceiling() is None and slow.is_slow(cell):
         raise Unrunnable(slow.off_reason())
+    key = (id(host), id(profile), cell.sockets, cell.steps)
+    entry = _PLANS.get(key)
+    if entry is None:
+        try:
+            made: tuple[PlannedSocket, ...] | str = tuple(_plan(cell, profile, host))
+        except Unrunnable as exc:
+            made = str(exc)
+        if len(_PLANS) > 20_000:  # many runs in one process (pytester): stay bounded
+            _PLANS.clear()
+        entry = _PLANS[key] = (host, profile, made)
+    if isinstance(entry[2], str):
+        raise Unrunnable(entry[2])
+    return list(entry[2])
+
+
+def _plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]:
     for step in cell.steps:  # an option set by a later 'setsockopt' step must exist too
         if step.call == "setsockopt":
             spec = SocketSpec(step.socket, "inet", "stream", None, (step.argument,), "wildcard")

@@ -167,6 +167,7 @@ def _setting(config: pytest.Config, name: str) -> Any:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.add_cleanup(_unfreeze)
     for name, doc in (
         ("bindconform", "a bind() conformance cell from a *.bind.yaml file"),
         ("inet", "cell uses an IPv4 socket"),
@@ -362,13 +363,23 @@ def _prestart_owners(session: pytest.Session) -> None:
     ownerpool.prestart(owners - {"self", "unprivileged"})
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The records and reports are written: freeze them too, so that pytest's own final
+    gc.collect() calls (unraisable-exception checks) skip them; _unfreeze undoes it."""
+    if config.stash.get(FROZEN, False):
+        gc.freeze()
+
+
+def _unfreeze() -> None:
+    """Undo the freeze: a process running several sessions (pytester) would keep each one's
+    objects forever. Registered in pytest_configure, before pytest's own plugins register
+    theirs, so it runs after their final gc.collect() (cleanups run last first)."""
+    gc.unfreeze()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Undo the freeze: a process running several sessions (pytester) would keep each one's
-    objects forever."""
-    if session.config.stash.get(FROZEN, False):
-        gc.unfreeze()
-        session.config.stash[FROZEN] = False
     ownerpool.shutdown()  # every socket-owner helper reaped: none outlives the session
 
 
@@ -547,7 +558,8 @@ class CellItem(pytest.Item):
             self.add_marker(_mark(name))
         if slow.is_slow(cell):
             self.add_marker(_mark("slow"))
-        self.user_properties.append(("bindconform_profile", cell.profile or "raw"))
+        # --junitxml properties are made from the record on the controller (Recorder):
+        # nothing rides on the setup and teardown reports a worker sends
 
     def runtest(self) -> None:
         state = self.config.stash[run_state.STATE]
@@ -558,7 +570,6 @@ class CellItem(pytest.Item):
             record = slow.label(record)
             self.add_report_section("call", "bindconform", slow.answer(record))
         self.bindconform_record = record
-        self.user_properties += junit_properties(record)
         if record["status"] == "skip":
             pytest.skip(record["reason"])
         required = self.config.stash[CANDIDATES].missed_requirement(record)
@@ -601,6 +612,7 @@ def junit_properties(record: dict[str, Any]) -> list[tuple[str, str]]:
     seen = record["observed"]
     failed = next((s for s in seen["steps"] if s["outcome"] != "ok"), None) if seen else None
     props = [
+        ("bindconform_profile", record["profile"] or "raw"),
         ("bindconform_status", record["status"]),
         ("bindconform_outcome", seen["outcome"] if seen else "not run"),
         ("bindconform_gate", record["gate"] or ""),
@@ -697,7 +709,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report_ = yield
     record = getattr(item, "bindconform_record", None)
     if record is not None and call.when == "call":
-        setattr(report_, RECORD_ATTR, record)  # builtins only: crosses xdist as is
+        # builtins only; from a worker only what happened here (the controller adds the rest)
+        on_worker = hasattr(item.config, "workerinput")
+        travelled = None
+        if on_worker and isinstance(item, CellItem):
+            host_ = item.config.stash[run_state.STATE].host
+            travelled = {
+                **runner.travelling(record, item.cell, item.suite, host_),
+                "file": str(item.path),
+            }
+        setattr(report_, RECORD_ATTR, travelled or record)
     if isinstance(item, CellItem) and report_.skipped and isinstance(report_.longrepr, tuple):
         # point -rs at the cell's line in the case file, not at this plugin
         report_.longrepr = (str(item.path), item.cell.line, report_.longrepr[2])
@@ -725,7 +746,9 @@ class Recorder:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.state = config.stash[run_state.STATE]
-        self.book = report.Book(config.rootpath)
+        extra = config.stash[CANDIDATES].extra
+        self.book = report.Book(config.rootpath, prepare=lambda s: goals.add_candidates(s, extra))
+        self.junit: dict[str, list[tuple[str, str]]] = {}
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # after -k/-m deselection: a deselected cell is not part of this run
@@ -749,15 +772,22 @@ class Recorder:
         if problem:
             raise pytest.UsageError(problem)
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml reads the teardown report's properties
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties if report.when == "call" else ():
             if name == "bindconform_explore":
                 self.explored = value
         record = getattr(report, RECORD_ATTR, None)
         if record is not None:
+            if "file" in record:  # from an xdist worker: describe the cell here
+                record = self.book.rejoin(report.nodeid, record, self.state.host)
+                setattr(report, RECORD_ATTR, record)
             self.book.add(report.nodeid, record)
+            self.junit[report.nodeid] = junit_properties(record)
         elif report.when == "call" or report.outcome != "passed":
             self.book.note_outcome(report.nodeid, report.outcome, str(report.longrepr or ""))
+        if report.when == "teardown" and report.nodeid in self.junit:
+            report.user_properties = [*report.user_properties, *self.junit.pop(report.nodeid)]
 
     def pytest_sessionfinish(self, exitstatus: int) -> None:
         if self.config.option.collectonly:

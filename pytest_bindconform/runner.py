@@ -29,8 +29,24 @@ class Context:
         return self.gates.get(self.host.os, "")
 
 
+_DESCRIBED: dict[int, tuple[Cell, Suite, dict[str, Any]]] = {}
+
+
 def describe(cell: Cell, suite: Suite) -> dict[str, Any]:
-    """The host-independent part of a record: what the cell is and what is expected."""
+    """The host-independent part of a record: what the cell is and what is expected.
+
+    Made once per cell (a rerun, a missing result and the xdist controller ask again);
+    the caller gets its own top-level dict and expectation table to fill in."""
+    entry = _DESCRIBED.get(id(cell))
+    if entry is None or entry[1] is not suite:
+        if len(_DESCRIBED) > 100_000:  # many runs in one process (pytester): stay bounded
+            _DESCRIBED.clear()
+        entry = _DESCRIBED[id(cell)] = (cell, suite, _describe(cell, suite))
+    made = entry[2]
+    return {**made, "expected": dict(made["expected"])}
+
+
+def _describe(cell: Cell, suite: Suite) -> dict[str, Any]:
     position = cell.position
     return {
         "id": f"{suite.path}::{cell.name}",
@@ -63,6 +79,60 @@ def describe(cell: Cell, suite: Suite) -> dict[str, Any]:
     }
 
 
+DESCRIBED = ("suite", "name", "key", "variant", "profile", "line", "grid", "expected")
+
+
+def travelling(
+    record: dict[str, Any],
+    cell: Cell | None = None,
+    suite: Suite | None = None,
+    host: Host | None = None,
+) -> dict[str, Any]:
+    """What of a record must cross from an xdist worker: what happened here. The rest is
+    describe()'s, which the controller makes again from the suite it loads (rejoin). Given
+    the cell, its sockets travel as their states alone when the plan (the same on the
+    controller: one host fingerprint) gives them back exactly."""
+    out = {k: v for k, v in record.items() if k not in DESCRIBED}
+    out["scenario"] = scenario = {
+        k: v for k, v in record["scenario"].items() if k not in ("profile", "steps", "under_test")
+    }
+    if cell is not None and suite is not None and host is not None:
+        states = [sock["state"] for sock in scenario["sockets"]]
+        if _replanned(cell, suite, host, states) == scenario["sockets"]:
+            del scenario["sockets"]
+            scenario["states"] = states
+    return out
+
+
+def _replanned(
+    cell: Cell, suite: Suite, host: Host, states: list[str]
+) -> list[dict[str, Any]] | None:
+    profile = suite.profiles.get(cell.profile) if cell.profile else None
+    try:
+        planned = probe.plan(cell, profile, host)
+    except probe.Unrunnable:
+        return None
+    return [p.to_dict(state) for p, state in zip(planned, states, strict=False)]
+
+
+def rejoin(
+    travelled: dict[str, Any], cell: Cell, suite: Suite, host: Host | None = None
+) -> dict[str, Any]:
+    """The record travelling() was made of, key for key and in the same order."""
+    record = describe(cell, suite)
+    steps, under_test = record.pop("steps_planned"), record.pop("under_test")
+    sent = travelled["scenario"]
+    sockets = sent.get("sockets", [])
+    if "states" in sent and host is not None:
+        sockets = _replanned(cell, suite, host, sent["states"]) or []
+    scenario = {"profile": cell.profile, "sockets": sockets}
+    scenario.update(steps=steps, under_test=under_test)
+    scenario.update((k, v) for k, v in sent.items() if k not in ("sockets", "states"))
+    record.update(travelled)
+    record["scenario"] = scenario
+    return record
+
+
 def execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
     record = _execute(cell, suite, ctx)
     situation = goals.of(suite, cell)
@@ -81,11 +151,9 @@ def _execute(cell: Cell, suite: Suite, ctx: Context) -> dict[str, Any]:
             "under_test": record.pop("under_test"),
         },
         observed=None,
-        verdicts={
-            oid: NOT_RUN
-            for oid in record["expected"]
-            if applies(suite.oracles[oid], ctx.host.os, ctx.host.os_version, ctx.host.sysctl)
-        },
+        verdicts=dict.fromkeys(
+            (oid for oid in record["expected"] if oid in applicable(suite, ctx.host)), NOT_RUN
+        ),
         gate=None,
         status="skip",
         reason="",
@@ -410,10 +478,26 @@ def _kinds(planned: list[probe.PlannedSocket]) -> set[tuple[str, str]]:
 
 def _claimed_here(cell: Cell, suite: Suite, host: Host) -> bool:
     """Does an oracle for this host make a claim on the cell? Then no model is needed."""
-    return any(
-        exp.claims and applies(suite.oracles[exp.oracle], host.os, host.os_version, host.sysctl)
-        for exp in cell.expectations
-    )
+    here = applicable(suite, host)
+    return any(exp.claims and exp.oracle in here for exp in cell.expectations)
+
+
+_APPLICABLE: dict[tuple[int, int], tuple[Suite, Host, frozenset[str]]] = {}
+
+
+def applicable(suite: Suite, host: Host) -> frozenset[str]:
+    """The suite's oracles that apply to this host, worked out once per suite and host."""
+    entry = _APPLICABLE.get((id(suite), id(host)))
+    if entry is None:
+        if len(_APPLICABLE) > 10_000:
+            _APPLICABLE.clear()
+        ids = frozenset(
+            oid
+            for oid, oracle in suite.oracles.items()
+            if applies(oracle, host.os, host.os_version, host.sysctl)
+        )
+        entry = _APPLICABLE[(id(suite), id(host))] = (suite, host, ids)
+    return entry[2]
 
 
 def model_prediction(

@@ -8,13 +8,13 @@ import datetime as dt
 import difflib
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, atomic, cases, suitecache
-from ..model import Suite
+from .. import __version__, atomic, cases, recommend, runner, suitecache
+from ..model import Cell, Suite
 from ..yamlsrc import CaseFileError
 from . import answers, html, markdown, model
 
@@ -64,8 +64,9 @@ def render(report: dict[str, Any], fmt: str, full: str) -> str:
 
 
 class Book:
-    def __init__(self, rootpath: Path):
+    def __init__(self, rootpath: Path, prepare: Callable[[Suite], object] | None = None):
         self.rootpath = rootpath
+        self.prepare = prepare  # what collection does to a loaded suite (run-time candidates)
         self.expected: dict[str, None] = {}  # an ordered set: collection order
         self.records: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, tuple[str, str]] = {}
@@ -74,6 +75,7 @@ class Book:
         self.written: list[Path] = []
         self.report: dict[str, Any] | None = None
         self._suites: dict[str, Suite | str] = {}  # file -> suite, or why it did not load
+        self._cells: dict[str, dict[str, tuple[Cell, Suite]] | str] = {}  # by worker's path
 
     def expect(self, nodeids: Iterable[str]) -> None:
         self.expected.update((n, None) for n in nodeids if _is_cell(n))
@@ -85,15 +87,44 @@ class Book:
         if _is_cell(nodeid):
             self.outcomes[nodeid] = (outcome, longrepr)
 
+    def rejoin(self, nodeid: str, travelled: dict[str, Any], host: Any = None) -> dict[str, Any]:
+        """A worker's record (runner.travelling, plus the case file's path) made whole again
+        from the suite loaded here: descriptions and provenance never cross processes."""
+        display, _, name = travelled["id"].partition("::")
+        file = travelled["file"]
+        if file not in self._cells:
+            loaded = self._load(Path(file), display)
+            self._cells[file] = (
+                loaded if isinstance(loaded, str) else {c.name: (c, loaded) for c in loaded.cells}
+            )
+            self._suites.setdefault(display, loaded)
+        cells = self._cells[file]
+        found = None if isinstance(cells, str) else cells.get(name)
+        if found is None:
+            why = cells if isinstance(cells, str) else "the case file has no such cell now"
+            return model.orphan_result(
+                nodeid,
+                "error",
+                f"no result: the worker ran it, but here {why} (it changed during the run?)",
+            )
+        rest = {k: v for k, v in travelled.items() if k != "file"}
+        return runner.rejoin(rest, *found, host)
+
     # -- building ----------------------------------------------------------
     def suite(self, relpath: str) -> Suite | str:
         """The suite of a case file (loaded once), or the reason it does not load."""
         if relpath not in self._suites:
-            try:
-                self._suites[relpath] = suitecache.load(self.rootpath / relpath, display=relpath)
-            except CaseFileError as exc:
-                self._suites[relpath] = f"case file does not load on the controller:\n{exc}"
+            self._suites[relpath] = self._load(self.rootpath / relpath, relpath)
         return self._suites[relpath]
+
+    def _load(self, path: Path, display: str) -> Suite | str:
+        try:
+            suite = suitecache.load(path, display=display)
+        except CaseFileError as exc:
+            return f"case file does not load on the controller:\n{exc}"
+        if self.prepare is not None:
+            self.prepare(suite)
+        return suite
 
     def result(self, nodeid: str, state: Any, exitstatus: int) -> dict[str, Any]:
         """The cell's record, or a full error/skip result saying why there is none."""
@@ -121,9 +152,12 @@ class Book:
         gate = state.gates.get(state.host.os, "")
         return model.missing_result(nodeid, cell, suite, state.host, gate, status, reason)
 
-    def build(self, state: Any, exitstatus: int, workers: int | None) -> dict[str, Any]:
+    def results(self, state: Any, exitstatus: int) -> list[dict[str, Any]]:
         order = list(self.expected) + [n for n in self.records if n not in self.expected]
-        results = [self.result(nodeid, state, exitstatus) for nodeid in order]
+        return [self.result(nodeid, state, exitstatus) for nodeid in order]
+
+    def build(self, state: Any, exitstatus: int, workers: int | None) -> dict[str, Any]:
+        results = self.results(state, exitstatus)
         suites: dict[str, dict[str, Any]] = {}
         for result in results:
             loaded = self.suite(result["id"].partition("::")[0]) if result["suite"] else None
@@ -151,8 +185,11 @@ class Book:
     def finish(
         self, state: Any, outputs: dict[str, str], exitstatus: int, workers: int | None = None
     ) -> list[Path]:
-        self.report = self.build(state, exitstatus, workers)
         targets = {fmt: self._target(path, state.host.os) for fmt, path in outputs.items() if path}
+        if not targets:  # the terminal's summary only: no report document to build
+            self.report = terminal_view(self.results(state, exitstatus), state)
+            return self.written
+        self.report = self.build(state, exitstatus, workers)
         full = targets.get("html") or targets.get("json")
         where = shown(full, self.rootpath) if full else ""
         texts = {fmt: render(self.report, fmt, where) for fmt in targets}  # before any write
@@ -205,6 +242,19 @@ class Book:
         if self.written:
             lines.append("reports: " + ", ".join(p.resolve().as_uri() for p in self.written))
         return lines
+
+
+def terminal_view(results: list[dict[str, Any]], state: Any) -> dict[str, Any]:
+    """What summary_lines reads of a report, from the records as they are (no document)."""
+    view: dict[str, Any] = {
+        "run_info": {"gate": state.gates.get(state.host.os)},
+        "results": results,
+        "summary": model.summarize(results),
+    }
+    if state.host.simulated:
+        view["run_info"]["simulated"] = state.host.simulated
+    recommendations = recommend.build(results, state.host.os)
+    return {**view, "recommendations": recommendations} if recommendations else view
 
 
 def _skip_reason(longrepr: str) -> str:

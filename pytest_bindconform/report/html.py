@@ -25,7 +25,7 @@ from .hostgrid import (  # noqa: F401  # noqa: F401
     plain,
     tally,
 )
-from .model import VERDICTS, oracle_applies, percent, summarize
+from .model import VERDICTS, oracle_applies, percent, verdict_counts
 from .model import errata as errata_of
 
 
@@ -68,7 +68,7 @@ def oracle_table(
     results: list[dict[str, Any]] | None = None,
 ) -> str:
     """Where each expectation comes from; on a host report, whether it applies and its counts."""
-    counts = summarize(results or [])["oracles"]
+    counts = verdict_counts(results or [])
     head = ["key", "oracle", "kind", "provenance", "applies to", "profiles"]
     if host:
         head += ["applies here", *VERDICTS]

@@ -134,17 +134,23 @@ def orphan_result(nodeid: str, status: str, reason: str) -> dict[str, Any]:
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Cells per status, and per oracle how many cells agree, disagree, were not run."""
     status = dict.fromkeys(STATUSES, 0)
-    per_oracle: dict[str, dict[str, int]] = {}
     for result in results:
         status[result["status"]] += 1
-        for oid, verdict in result["verdicts"].items():
-            per_oracle.setdefault(oid, dict.fromkeys(VERDICTS, 0))[verdict] += 1
     return {
         "cells": len(results),
         "status": status,
-        "oracles": dict(sorted(per_oracle.items())),
+        "oracles": verdict_counts(results),
         "resemblance": resemblance(results),
     }
+
+
+def verdict_counts(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per oracle, how many of these cells agree, disagree, ... (summarize's 'oracles')."""
+    per_oracle: dict[str, dict[str, int]] = {}
+    for result in results:
+        for oid, verdict in result["verdicts"].items():
+            per_oracle.setdefault(oid, dict.fromkeys(VERDICTS, 0))[verdict] += 1
+    return dict(sorted(per_oracle.items()))
 
 
 def resemblance(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

@@ -1,0 +1,365 @@
+"""The whole case library against pytest's own floor, measured side by side in one run.
+
+Figures, each the median of --runs interleaved rounds (every round runs every
+configuration once, so load on the machine hits all of them alike):
+  * `pytest cases -n 0` (the library as shipped) and a floor: a generated suite of the
+    same number of bare pytest items doing nothing (the plugin disabled); their ratio,
+    including and excluding the cells whose sockets live in a child process
+    (owner: process / other-user, deselected with --deselect);
+  * the engine's own cost per cell without pytest: runner.execute over every cell;
+  * -n 0 against -n N on the 1x library and on a Kx library (copies of the case files
+    with new suite ids in a temporary directory); cost per cell at Kx against 1x;
+  * peak RSS per cell (and the extra RSS per extra cell between 1x and Kx);
+  * with xdist: messages and bytes per cell that workers send the controller
+    (bench/xdist_meter.py), and whether setup/teardown reports carry anything.
+
+Run it in a private network namespace, from the repository root:
+
+    /work/nsrun .venv/bin/python bench/bench_library.py            # 3 rounds
+    /work/nsrun .venv/bin/python bench/bench_library.py --runs 5 --scale 4 --workers 2
+    /work/nsrun .venv/bin/python bench/bench_library.py --src /tmp/old-checkout  # another tree
+
+--src measures another checkout of the package (its pytest_bindconform/ and cases/ are
+used through PYTHONPATH), e.g. the tree before a change. PYTHONDONTWRITEBYTECODE is
+never set: pytest would then rewrite every plugin module in every process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+
+# The library's cells as the plugin collects them: the suites, plus the cells of run-time
+# candidates (library profiles) that collection adds to goal suites.
+SUITES = r"""
+import sys
+from pathlib import Path
+from pytest_bindconform import goals, host, suitecache
+from pytest_bindconform.report import answers
+
+def library(folder):
+    extra = answers.run_candidates([], "", host.os_family()).extra
+    out = []
+    for p in sorted(Path(folder).glob("*.bind.yaml")):
+        suite = suitecache.load(p, display=f"cases/{p.name}")
+        goals.add_candidates(suite, extra)
+        out.append(suite)
+    return out
+"""
+
+ENGINE = (
+    SUITES
+    + r"""
+import json, time
+from pytest_bindconform import oracles, runner, state
+
+h = host.fingerprint("host")
+ctx = state.RunState(h, oracles.parse_gates([]), None, (0, 1)).context()
+cells = [(c, s) for s in library(sys.argv[1]) for c in s.cells]
+times = {"self": 0.0, "child": 0.0}
+counts = {"self": 0, "child": 0}
+for cell, suite in cells:
+    kind = "child" if any(spec.owner != "self" for spec in cell.sockets) else "self"
+    t = time.perf_counter()
+    runner.execute(cell, suite, ctx)
+    times[kind] += time.perf_counter() - t
+    counts[kind] += 1
+print(json.dumps({"times": times, "counts": counts}))
+"""
+)
+
+FLOOR_CONFTEST = """
+import pytest
+
+N = int(open(__file__.replace("conftest.py", "count")).read())
+
+class Bare(pytest.Item):
+    def runtest(self):
+        pass
+
+class Floor(pytest.File):
+    def collect(self):
+        for i in range(N):
+            yield Bare.from_parent(self, name=f"cell{i}")
+
+def pytest_collect_file(file_path, parent):
+    if file_path.name == "floor.txt":
+        return Floor.from_parent(parent, path=file_path)
+"""
+
+
+def env_for(src: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    paths = [str(BENCH)] + ([str(src)] if src != ROOT else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(extra or {})
+    return env
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in KB of the process and what it waited for, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 1):  # 1: some cell failed, which is a result
+        raise SystemExit(f"{' '.join(args)} exited {proc.returncode}:\n{out[-3000:]}")
+    return wall, usage.ru_maxrss, out
+
+
+def scaled_library(cases: Path, into: Path, copies: int) -> Path:
+    """copies x the case files, each copy with its own suite id and file name."""
+    into.mkdir(parents=True, exist_ok=True)
+    for path in sorted(cases.glob("*.bind.yaml")):
+        text = path.read_text()
+        for k in range(copies):
+            stem = path.name.removesuffix(".bind.yaml")
+            name = path.name if k == 0 else f"{stem}-copy{k}.bind.yaml"
+            body = text if k == 0 else re.sub(r"(?m)^id: *(\S+)", rf"id: \1-copy{k}", text, count=1)
+            (into / name).write_text(body)
+    return into
+
+
+def child_owner_ids(folder: Path, src: Path) -> list[str]:
+    """Node ids of the cells with a socket in another process (what the owner helper does)."""
+    code = SUITES + (
+        "for s in library(sys.argv[1]):\n"
+        "    for c in s.cells:\n"
+        "        if any(x.owner != 'self' for x in c.sockets): print(f'{s.path}::{c.name}')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(folder)],
+        env=env_for(src),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.split()
+
+
+def count_cells(folder: Path, src: Path) -> int:
+    code = SUITES + "print(sum(len(s.cells) for s in library(sys.argv[1])))"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(folder)], env=env_for(src), capture_output=True, text=True
+    )
+    return int(out.stdout.strip())
+
+
+def floor_dir(into: Path, items: int) -> Path:
+    into.mkdir(parents=True, exist_ok=True)
+    (into / "conftest.py").write_text(FLOOR_CONFTEST)
+    (into / "count").write_text(str(items))
+    (into / "floor.txt").write_text("")
+    return into
+
+
+PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+
+
+Config = tuple[list[str], Path, dict[str, str], Path]  # command, cwd, extra env, source
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="interleaved rounds (median)")
+    parser.add_argument("--scale", type=int, default=4, help="copies of the library")
+    parser.add_argument("--workers", type=int, default=2, help="xdist workers (-n)")
+    parser.add_argument("--src", type=Path, default=ROOT, help="checkout to measure")
+    parser.add_argument(
+        "--before", type=Path, help="another checkout, measured in the same rounds (before/after)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--no-scaled", action="store_true", help="skip the Kx library")
+    args = parser.parse_args()
+    sources = {"after" if args.before else "": args.src.resolve()}
+    if args.before:
+        sources = {"before": args.before.resolve(), **sources}
+    tmp = Path(tempfile.mkdtemp(prefix="bench-library-"))
+    try:
+        figures = measure(sources, tmp, args)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+def configs_for(
+    src: Path, tmp: Path, args: argparse.Namespace
+) -> tuple[dict[str, Config], dict[str, Any]]:
+    """Every pytest run to time for one checkout, and what the figures need to know."""
+    one = scaled_library(src / "cases", tmp / "lib1" / "cases", 1)
+    cells = count_cells(one, src)
+    child = child_owner_ids(one, src)
+    (tmp / "lib1" / "deselect").write_text(
+        "\n".join(f"--deselect={nodeid}" for nodeid in child) + "\n"
+    )
+    floor1 = floor_dir(tmp / "floor1", cells)
+    floor_self = floor_dir(tmp / "floor-self", cells - len(child))
+    w = str(args.workers)
+    bare = PYTEST + ["-p", "no:bindconform", "floor.txt", "-n", "0"]
+    configs: dict[str, Config] = {
+        "lib n0": (PYTEST + ["cases", "-n", "0"], one.parent, {}, src),
+        "lib n0 no child-owner": (PYTEST + ["cases", "-n", "0", "@deselect"], one.parent, {}, src),
+        "floor n0": (bare, floor1, {}, src),
+        "floor n0 no child-owner": (bare, floor_self, {}, src),
+        f"lib n{w}": (
+            PYTEST + ["cases", "-n", w, "-p", "xdist_meter"],
+            one.parent,
+            {"XDIST_METER_OUT": str(tmp / "meter1.json")},
+            src,
+        ),
+    }
+    meta: dict[str, Any] = {"cells": cells, "child": len(child), "tmp": tmp, "one": one}
+    if not args.no_scaled and args.scale > 1:
+        many = scaled_library(src / "cases", tmp / "libK" / "cases", args.scale)
+        meta["scaled_cells"] = count_cells(many, src)
+        configs[f"lib{args.scale}x n0"] = (PYTEST + ["cases", "-n", "0"], many.parent, {}, src)
+        configs[f"lib{args.scale}x n{w}"] = (
+            PYTEST + ["cases", "-n", w, "-p", "xdist_meter"],
+            many.parent,
+            {"XDIST_METER_OUT": str(tmp / "meterK.json")},
+            src,
+        )
+    return configs, meta
+
+
+def measure(sources: dict[str, Path], tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    plans = {
+        label: configs_for(src, tmp / (label or "run"), args) for label, src in sources.items()
+    }
+    every = {
+        (label, name): c for label, (configs, _) in plans.items() for name, c in configs.items()
+    }
+    walls: dict[tuple[str, str], list[float]] = {key: [] for key in every}
+    rss: dict[tuple[str, str], list[int]] = {key: [] for key in every}
+    engine: dict[str, list[dict[str, Any]]] = {label: [] for label in sources}
+    keys = list(every)
+    for round_ in range(args.runs):
+        shift = round_ % len(keys)
+        for key in keys[shift:] + keys[:shift]:  # a different order each round
+            command, cwd, extra, src = every[key]
+            wall, peak, _ = run(command, cwd, env_for(src, extra))
+            walls[key].append(wall)
+            rss[key].append(peak)
+            print(f"  round {round_ + 1} {key[0]} {key[1]}: {wall:.2f} s", flush=True)
+        for label, src in sources.items():
+            one = plans[label][1]["one"]
+            _, _, out = run([sys.executable, "-c", ENGINE, str(one)], ROOT, env_for(src))
+            engine[label].append(json.loads(out.strip().splitlines()[-1]))
+    figures: dict[str, Any] = {}
+    for label, src in sources.items():
+        print(f"\n== {label or 'figures'}: {src}; {args.runs} interleaved rounds, medians")
+        med = {n: statistics.median(v) for (lb, n), v in walls.items() if lb == label}
+        peak = {n: max(v) for (lb, n), v in rss.items() if lb == label}
+        figures[label or "figures"] = report(plans[label][1], med, peak, engine[label], args)
+    if len(sources) == 2:
+        b, a = figures["before"], figures["after"]
+        print("\n== after against before (same rounds)")
+        for key in ("wall_lib_n0", "ratio", "ratio_no_child", "engine_ms", "xdist_speedup_1x"):
+            print(f"{key:>22}: {b[key]:8.3f} -> {a[key]:8.3f}")
+    return figures
+
+
+def report(
+    meta: dict[str, Any],
+    med: dict[str, float],
+    peak: dict[str, int],
+    engine: list[dict[str, Any]],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    cells, child, w = meta["cells"], meta["child"], args.workers
+    say = print
+    out: dict[str, Any] = {"cells": cells, "child_owner_cells": child, "wall": med}
+    ratio = med["lib n0"] / med["floor n0"]
+    ratio_self = med["lib n0 no child-owner"] / med["floor n0 no child-owner"]
+    say(f"library: {cells} cells ({child} child-owner)")
+    say(
+        f"pytest cases -n 0:           {med['lib n0']:7.2f} s  "
+        f"{1e3 * med['lib n0'] / cells:.3f} ms/cell"
+    )
+    say(
+        f"bare-item floor, same size:  {med['floor n0']:7.2f} s  "
+        f"{1e3 * med['floor n0'] / cells:.3f} ms/item"
+    )
+    say(f"ratio library / floor:       {ratio:7.2f}x  (target <= 1.5x)")
+    say(
+        f"excluding child-owner cells: {ratio_self:7.2f}x  ({med['lib n0 no child-owner']:.2f} s "
+        f"against {med['floor n0 no child-owner']:.2f} s for {cells - child} items)"
+    )
+    per = {
+        kind: statistics.median(x["times"][kind] / max(1, x["counts"][kind]) for x in engine)
+        for kind in ("self", "child")
+    }
+    total = statistics.median(
+        sum(x["times"].values()) / max(1, sum(x["counts"].values())) for x in engine
+    )
+    say(
+        f"engine without pytest:       {1e3 * total:7.3f} ms/cell (self-owned "
+        f"{1e3 * per['self']:.3f}, child-owner {1e3 * per['child']:.3f})"
+    )
+    speed1 = med["lib n0"] / med[f"lib n{w}"]
+    say(f"-n 0 / -n {w} at 1x:           {speed1:7.2f}x  ({med[f'lib n{w}']:.2f} s with -n {w})")
+    kb = peak["lib n0"] / cells
+    say(f"peak RSS -n 0 at 1x:         {peak['lib n0'] / 1024:7.1f} MB = {kb:.1f} KB/cell")
+    out.update(
+        wall_lib_n0=med["lib n0"],
+        ratio=ratio,
+        ratio_no_child=ratio_self,
+        engine_ms=1e3 * total,
+        engine_kind_ms={k: 1e3 * v for k, v in per.items()},
+        xdist_speedup_1x=speed1,
+        rss_kb_per_cell=kb,
+    )
+    scaled = meta.get("scaled_cells", 0)
+    k = args.scale
+    if scaled:
+        speedk = med[f"lib{k}x n0"] / med[f"lib{k}x n{w}"]
+        growth = (med[f"lib{k}x n0"] / scaled) / (med["lib n0"] / cells)
+        extra = (peak[f"lib{k}x n0"] - peak["lib n0"]) / (scaled - cells)
+        say(
+            f"-n 0 / -n {w} at {k}x:           {speedk:7.2f}x  ({med[f'lib{k}x n0']:.2f} s / "
+            f"{med[f'lib{k}x n{w}']:.2f} s)  (target >= 1.5x)"
+        )
+        say(f"per-cell cost {k}x / 1x:       {growth:7.2f}   (target <= 1.10)")
+        say(
+            f"peak RSS -n 0 at {k}x:         {peak[f'lib{k}x n0'] / 1024:7.1f} MB; "
+            f"{extra:.1f} KB per extra cell"
+        )
+        out.update(xdist_speedup_kx=speedk, growth=growth, rss_kb_per_extra_cell=extra)
+    for label, name, n in (("1x", "meter1.json", cells), (f"{k}x", "meterK.json", scaled)):
+        meter = meta["tmp"] / name
+        if not meter.exists() or not n:
+            continue
+        m = json.loads(meter.read_text())
+        msgs, size = sum(m["messages"].values()), sum(m["bytes"].values())
+        reports = m["messages"].get("testreport", 0)
+        say(
+            f"xdist at {label}: {msgs / n:.2f} messages/cell ({reports / n:.2f} test reports), "
+            f"{size / n:.0f} bytes/cell ({m['bytes'].get('testreport', 0) / max(1, reports):.0f} "
+            f"per report); setup/teardown reports with user_properties: "
+            f"{m['side'].get('with_user_properties', 0)}, with a record: "
+            f"{m['side'].get('with_record', 0)}"
+        )
+        out[f"xdist_{label}"] = {"messages_per_cell": msgs / n, "bytes_per_cell": size / n, **m}
+    return out
+
+
+if __name__ == "__main__":
+    main()

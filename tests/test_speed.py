@@ -1,0 +1,262 @@
+"""What the speed work must not change, and what it promises about data (not timings:
+those are bench/bench_library.py's): xdist carries what happened, not what the controller
+can describe itself; setup/teardown reports carry nothing; --junitxml, the JSON report and
+the terminal are the same with and without workers; per-shape caches answer as before."""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_bindconform import oracles, plan, runner, state
+from pytest_bindconform.host import fingerprint, os_family
+from pytest_bindconform.oracles import DEFAULT_GATES
+from pytest_bindconform.suitecache import load
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from compare_reports import compare  # noqa: E402
+
+ARGS = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark")
+OS = os_family()
+HOST = fingerprint()
+GATE = DEFAULT_GATES[OS]
+
+SUITE = f"""\
+format: 1
+id: speed
+title: what crosses xdist
+references: []
+oracles:
+  {GATE}:
+    kind: measured
+    source: measured here
+    applies: {{os: {OS}}}
+  other:
+    kind: derived
+    source: a second opinion
+    applies: {{os: {OS}}}
+profiles: [reuseaddr]
+cases:
+  - id: twice
+    sockets: {{a: {{address: specific}}, b: {{address: specific}}}}
+    steps: [bind a, bind b]
+    variants: {{type: [stream, dgram]}}
+    expect: {{{GATE}: INUSE, other: ok}}
+  - id: shared
+    sockets:
+      a: {{options: [reuse], address: specific}}
+      b: {{options: [reuse], address: specific}}
+    steps: [bind a, bind b]
+    variants: {{type: [dgram]}}
+    expect: {{{GATE}: unknown}}
+  - id: wrong-on-purpose
+    sockets: {{a: {{address: specific}}, b: {{address: specific}}}}
+    steps: [bind a, bind b]
+    expect: {{{GATE}: ok}}
+  - id: lacks-an-option
+    sockets: {{a: {{options: [{"SO_REUSEPORT" if OS == "windows" else "SO_EXCLUSIVEADDRUSE"}]}}}}
+    steps: [bind a]
+    expect: {{{GATE}: ok}}
+"""
+
+# On the controller, before a worker's report is rebuilt: what the channel carried.
+WIRE_PLUGIN = """
+import json, os
+
+SEEN = []
+
+
+def pytest_report_from_serializable(config, data):
+    if data.get("$report_type") == "TestReport":
+        record = data.get("bindconform")
+        SEEN.append({
+            "when": data["when"],
+            "nodeid": data["nodeid"],
+            "user_properties": data.get("user_properties") or [],
+            "record_keys": sorted(record) if record else None,
+            "record_bytes": len(json.dumps(record)) if record else 0,
+        })
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):
+        with open(os.environ["WIRE_LOG"], "w") as fh:
+            json.dump(SEEN, fh)
+"""
+
+
+def run(pytester: pytest.Pytester, name: str, *args: str) -> tuple[dict[str, Any], str]:
+    out = pytester.path / name
+    result = pytester.runpytest_subprocess(
+        *ARGS,
+        "--bindconform-ports=19000-19299",
+        f"--bindconform-json={out}.json",
+        f"--junitxml={out}.xml",
+        *args,
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    return json.loads(Path(f"{out}.json").read_text()), Path(f"{out}.xml").read_text()
+
+
+def properties(xml: str) -> dict[str, list[tuple[str, str]]]:
+    """Each test case's properties, in order."""
+    import xml.etree.ElementTree as ET
+
+    cases = ET.fromstring(xml).iter("testcase")
+    return {
+        f"{c.get('classname')}::{c.get('name')}": [
+            (p.get("name", ""), p.get("value", "")) for p in c.iter("property")
+        ]
+        for c in cases
+    }
+
+
+def test_workers_send_what_happened_and_the_controller_describes_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makefile(".bind.yaml", speed=SUITE)
+    pytester.makepyfile(wire=WIRE_PLUGIN)
+    monkeypatch.setenv("WIRE_LOG", str(pytester.path / "wire.json"))
+    serial, serial_xml = run(pytester, "serial", "-n", "0")
+    parallel, parallel_xml = run(pytester, "parallel", "-n", "2", "-p", "wire")
+    wire = json.loads((pytester.path / "wire.json").read_text())
+
+    calls = [w for w in wire if w["when"] == "call"]
+    assert len(calls) == len(serial["results"]) == 5
+    for sent in wire:
+        if sent["when"] != "call":  # nothing rides on setup and teardown reports
+            assert sent["user_properties"] == [] and sent["record_keys"] is None, sent
+    for sent in calls:
+        keys = set(sent["record_keys"])
+        assert keys.isdisjoint(runner.DESCRIBED), sent  # no description, no provenance
+        assert {"id", "file", "observed", "verdicts", "status", "scenario"} <= keys
+        assert sent["record_bytes"] < 1200, sent
+
+    # ... and the controller's records, report and --junitxml are those of -n 0
+    assert compare(serial, parallel) == []
+    strip = ("duration",)
+    for a, b in zip(serial["results"], parallel["results"], strict=True):
+        a = {k: v for k, v in a.items() if k not in strip}
+        b = {k: v for k, v in b.items() if k not in strip}
+        a["scenario"].pop("port", None), b["scenario"].pop("port", None)
+        assert list(a) == list(b) and list(a["scenario"]) == list(b["scenario"])
+        assert a == b
+    assert serial["suites"] == parallel["suites"]
+    props = properties(serial_xml)
+    assert props == properties(parallel_xml)
+    twice = next(v for k, v in props.items() if "twice" in k and "tcp" in k)
+    assert twice[0] == ("bindconform_profile", "reuseaddr")
+    assert ("bindconform_verdicts", f"{GATE}=agree other=disagree") in twice
+
+
+def test_the_terminal_summary_is_the_same_with_no_report_written(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".bind.yaml", speed=SUITE)
+
+    def section(*args: str) -> list[str]:
+        result = pytester.runpytest_subprocess(
+            *ARGS, "--bindconform-ports=19300-19599", "-n", "0", *args
+        )
+        lines = result.stdout.lines
+        start = next(i for i, line in enumerate(lines) if "bindconform" in line and "=" in line)
+        return [line for line in lines[start:] if not line.startswith(("reports:", "="))]
+
+    assert section() == section("--bindconform-json=r.json")
+
+
+def test_a_report_document_is_built_only_when_one_is_written(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_bindconform.report import book
+
+    built: list[int] = []
+    real = book.model.build
+    monkeypatch.setattr(book.model, "build", lambda *a: built.append(1) or real(*a))
+    pytester.makefile(".bind.yaml", speed=SUITE)
+    reprec = pytester.inline_run(*ARGS, "--bindconform-ports=19600-19799", "-k", "twice")
+    reprec.assertoutcome(passed=2)
+    assert built == []
+    pytester.inline_run(
+        *ARGS, "--bindconform-ports=19600-19799", "-k", "twice", "--bindconform-json=r.json"
+    )
+    assert built == [1] and json.loads((pytester.path / "r.json").read_text())["results"]
+
+
+def test_the_cells_stay_out_of_the_cyclic_gc_only_during_the_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _pytest import unraisableexception
+
+    frozen_at_final_collections: list[int] = []
+    real = unraisableexception.gc_collect_harder
+
+    def collect(iterations: int) -> None:
+        frozen_at_final_collections.append(gc.get_freeze_count())
+        real(iterations)
+
+    monkeypatch.setattr(unraisableexception, "gc_collect_harder", collect)
+    pytester.makefile(".bind.yaml", speed=SUITE)
+    pytester.makeconftest(
+        "import gc\ndef pytest_runtest_call(item):\n    assert gc.get_freeze_count() > 0\n"
+    )
+    pytester.inline_run(*ARGS, "--bindconform-ports=19800-19899", "-k", "twice").assertoutcome(
+        passed=2
+    )
+    # pytest's last collections skip the frozen cells and records; then the freeze is undone
+    assert len(frozen_at_final_collections) == 2
+    assert all(n > 0 for n in frozen_at_final_collections)
+    assert gc.get_freeze_count() == 0
+
+
+def test_rejoin_gives_back_the_record_travelling_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "speed.bind.yaml"
+    path.write_text(SUITE)
+    suite = load(path, display="speed.bind.yaml")
+    ctx = state.RunState(HOST, oracles.parse_gates([]), (19900, 19999), (0, 1)).context()
+    compact = 0
+    for cell in suite.cells:
+        record = runner.execute(cell, suite, ctx)
+        for travelled in (
+            runner.travelling(record),
+            runner.travelling(record, cell, suite, HOST),  # sockets as their states only
+        ):
+            assert set(travelled).isdisjoint(runner.DESCRIBED)
+            compact += "states" in travelled["scenario"]
+            again = runner.rejoin(json.loads(json.dumps(travelled)), cell, suite, HOST)
+            assert again == record and list(again) == list(record)
+            assert list(again["scenario"]) == list(record["scenario"])
+    assert compact >= len(suite.cells) - 1  # all but the unrunnable one
+
+
+def test_a_plan_is_made_once_per_shape_and_answers_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "speed.bind.yaml"
+    path.write_text(SUITE)
+    suite = load(path, display="speed.bind.yaml")
+    for cell in suite.cells:
+        profile = suite.profiles.get(cell.profile) if cell.profile else None
+        try:
+            fresh: list[Any] | str = plan._plan(cell, profile, HOST)
+        except plan.Unrunnable as exc:
+            fresh = str(exc)
+        for _ in range(2):
+            try:
+                cached: list[Any] | str = plan.plan(cell, profile, HOST)
+            except plan.Unrunnable as exc:
+                cached = str(exc)
+            assert cached == fresh
+    assert "SO_EXCLUSIVEADDRUSE" in str(fresh) or "SO_REUSEPORT" in str(fresh)
+
+
+def test_applicable_oracles_and_versions_as_applies_says(tmp_path: Path) -> None:
+    path = tmp_path / "speed.bind.yaml"
+    path.write_text(SUITE)
+    suite = load(path, display="speed.bind.yaml")
+    assert runner.applicable(suite, HOST) == {GATE, "other"}
+    assert oracles.version_tuple("6.18.44-fc-v1045") == (6, 18, 44)
+    assert oracles.version_tuple("10.0.19045") == (10, 0, 19045)
