@@ -96,11 +96,33 @@ def travelling(
     out["scenario"] = scenario = {
         k: v for k, v in record["scenario"].items() if k not in ("profile", "steps", "under_test")
     }
+    if out.get("observed"):
+        out["observed"] = {
+            **out["observed"],
+            "steps": [_quiet(s) for s in out["observed"]["steps"]],
+        }
     if cell is not None and suite is not None and host is not None:
         states = [sock["state"] for sock in scenario["sockets"]]
         if _replanned(cell, suite, host, states) == scenario["sockets"]:
             del scenario["sockets"]
             scenario["states"] = states
+    return out
+
+
+QUIET = {"errno": 0, "error": ""}  # what a step that raised no error says: left off the wire
+
+
+def _quiet(step: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in step.items() if k not in QUIET or v != QUIET[k]}
+
+
+def _loud(step: dict[str, Any]) -> dict[str, Any]:
+    """A step as the worker recorded it: errno and error right after the outcome."""
+    out: dict[str, Any] = {}
+    for key, value in step.items():
+        out[key] = value
+        if key == "outcome":
+            out.update((q, step.get(q, default)) for q, default in QUIET.items())
     return out
 
 
@@ -130,6 +152,11 @@ def rejoin(
     scenario.update((k, v) for k, v in sent.items() if k not in ("sockets", "states"))
     record.update(travelled)
     record["scenario"] = scenario
+    if record.get("observed"):
+        record["observed"] = {
+            **record["observed"],
+            "steps": [_loud(s) for s in record["observed"]["steps"]],
+        }
     return record
 
 
@@ -297,7 +324,7 @@ def _reproduce(
         if first.status != "fail":
             return first
         return Judgement(
-            first.verdicts, first.gate, "fail", f"{first.reason} (the same on port {port})"
+            first.verdicts, first.gate, "fail", f"{first.reason} (the same again on a fresh port)"
         )
     return Judgement(
         unjudged,
