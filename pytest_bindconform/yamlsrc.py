@@ -179,7 +179,48 @@ def _parse_error(fast: yaml.YAMLError, text: str, filename: str) -> CaseError:
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+FLOW_GUARD = 256  # flow levels: far past MAX_DEPTH, short of libyaml's own limit (1000)
+
+
+def _flow_too_deep(text: str, filename: str) -> CaseError | None:
+    """'[[[[…' thousands deep: libyaml stops at its own limit and the pure-Python scanner
+    slows with every level before any event reaches the depth check, so which error a
+    user sees (and how long it takes) would depend on how PyYAML was built. One linear
+    pass outside quotes and comments gives the same answer everywhere."""
+    depth, quote, line, start = 0, "", 1, 0
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line, start = line + 1, i + 1
+        elif quote:
+            if c == "\\" and quote == '"':
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "\"'" and (i == 0 or text[i - 1] in " \t\n[{,:"):
+            quote = c
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif c in "[{":
+            depth += 1
+            if depth > FLOW_GUARD:
+                message = f"nested more than {MAX_DEPTH} levels deep; a case file needs a handful"
+                return CaseError(filename, line, i - start + 1, message)
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return None
+
+
 def load(text: str, filename: str) -> Located:
+    deep = (
+        _flow_too_deep(text, filename) if text.count("[") + text.count("{") > FLOW_GUARD else None
+    )
+    if deep is not None:
+        raise CaseFileError([deep])
     loader = _SafeLoader(text)
     try:
         return _Composer(loader, filename).document()
