@@ -14,6 +14,7 @@ A probe that could not send all it planned is a probe failure, never a receiver.
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import socket
 import time
@@ -36,8 +37,14 @@ class Receiver(Protocol):
 
 def endpoint(address: str, port: int) -> tuple[str, int]:
     """One spelling per endpoint: ::ffff:127.0.0.1 (an IPv6 receiver) is 127.0.0.1."""
+    return _spelling(address), int(port)
+
+
+@functools.lru_cache(maxsize=4096)
+def _spelling(address: str) -> str:
+    """A probe spells a few addresses thousands of times: ipaddress's str() is slow."""
     ip = locality.parse(address)
-    return (str(locality.unmapped(ip)) if ip is not None else address), int(port)
+    return str(locality.unmapped(ip)) if ip is not None else address
 
 
 def loopback_index() -> int:
@@ -81,8 +88,7 @@ class Probe:
         self.arrived: set[tuple[str, int]] = set()  # (receiver, index): each counts once
         self.foreign: list[str] = []
         self.failure = ""
-        ip = locality.parse(target)
-        self.address = str(locality.unmapped(ip)) if ip is not None else target
+        self.address = _spelling(target)
         self.family = "inet6" if ":" in self.address else "inet"
         self.multicast = locality.is_multicast(target)
 

@@ -7,6 +7,7 @@ on test reports as builtins, reports written once by the controller).
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import random
@@ -28,6 +29,8 @@ from . import (
     plan,
     platforms,
     ports,
+    protocol,
+    relay,
     report,
     runner,
     simulate,
@@ -220,6 +223,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is None:
         state.outputs = {fmt: _setting(config, fmt) for fmt in ("json", "md", "html")}
         config.pluginmanager.register(Recorder(config), "bindconform-recorder")
+        config.pluginmanager.register(relay.Unfolder(config), "bindconform-unfolder")
 
 
 def _slow_ceiling(config: pytest.Config) -> float | None:
@@ -369,6 +373,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     gc.collect() calls (unraisable-exception checks) skip them; _unfreeze undoes it."""
     if config.stash.get(FROZEN, False):
         gc.freeze()
+        _freeze_at_exit()
+
+
+@cache
+def _freeze_at_exit() -> None:
+    """At interpreter exit, freeze whatever is left: the interpreter's final collections
+    would otherwise walk every object of the run again, several times (about 3 s after a
+    library run, in each process). Refcounting still frees them; nothing runs after."""
+    atexit.register(gc.freeze)
 
 
 def _unfreeze() -> None:
@@ -561,6 +574,13 @@ class CellItem(pytest.Item):
         # --junitxml properties are made from the record on the controller (Recorder):
         # nothing rides on the setup and teardown reports a worker sends
 
+    @property
+    def runs_user_code(self) -> bool:
+        """A declared server's factory makes a socket of this cell: the user's code runs."""
+        situation = goals.of(self.suite, self.cell)
+        made_by = situation.candidate.factory if situation else ""
+        return bool(made_by) and not made_by.startswith("library:")
+
     def runtest(self) -> None:
         state = self.config.stash[run_state.STATE]
         record = runner.execute(self.cell, self.suite, state.context())
@@ -704,6 +724,12 @@ class ExploreDivergence(Exception):
     pass
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """A cell runs through the lean protocol (protocol.py) unless it needs pytest's own."""
+    return True if isinstance(item, CellItem) and protocol.run(item, nextitem) else None
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report_ = yield
@@ -713,11 +739,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         on_worker = hasattr(item.config, "workerinput")
         travelled = None
         if on_worker and isinstance(item, CellItem):
-            host_ = item.config.stash[run_state.STATE].host
-            travelled = {
-                **runner.travelling(record, item.cell, item.suite, host_),
-                "file": str(item.path),
-            }
+            # one string, not nested dicts: execnet unpacks objects one by one in Python
+            travelled = relay.encode({**runner.travelling(record), "file": str(item.path)})
         setattr(report_, RECORD_ATTR, travelled or record)
     if isinstance(item, CellItem) and report_.skipped and isinstance(report_.longrepr, tuple):
         # point -rs at the cell's line in the case file, not at this plugin
@@ -728,6 +751,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
     """A cell that could not be judged (interference, environment) is an error, not a failure."""
     record = getattr(report, RECORD_ATTR, None)
+    if isinstance(record, str):  # an xdist worker's own terminal: the controller decides
+        return None
     if report.when == "call" and report.failed and record and record.get("status") == "error":
         return "error", "E", "ERROR"
     if report.when == "call" and report.passed and record and record.get("status") == "ungated":
@@ -779,8 +804,8 @@ class Recorder:
                 self.explored = value
         record = getattr(report, RECORD_ATTR, None)
         if record is not None:
-            if "file" in record:  # from an xdist worker: describe the cell here
-                record = self.book.rejoin(report.nodeid, record, self.state.host)
+            if isinstance(record, str):  # from an xdist worker: describe the cell here
+                record = self.book.rejoin(report.nodeid, relay.decode(record))
                 setattr(report, RECORD_ATTR, record)
             self.book.add(report.nodeid, record)
             self.junit[report.nodeid] = junit_properties(record)
@@ -792,6 +817,8 @@ class Recorder:
     def pytest_sessionfinish(self, exitstatus: int) -> None:
         if self.config.option.collectonly:
             return  # nothing ran: never overwrite a report with a run that did not happen
+        if self.book.records:  # an xdist controller holds records but collected no cells
+            self.config.stash[FROZEN] = True
         workers = getattr(self.config.option, "numprocesses", None) or 0
         self.written = self.book.finish(self.state, self.state.outputs, exitstatus, workers)
 

@@ -82,81 +82,26 @@ def _describe(cell: Cell, suite: Suite) -> dict[str, Any]:
 DESCRIBED = ("suite", "name", "key", "variant", "profile", "line", "grid", "expected")
 
 
-def travelling(
-    record: dict[str, Any],
-    cell: Cell | None = None,
-    suite: Suite | None = None,
-    host: Host | None = None,
-) -> dict[str, Any]:
+def travelling(record: dict[str, Any]) -> dict[str, Any]:
     """What of a record must cross from an xdist worker: what happened here. The rest is
-    describe()'s, which the controller makes again from the suite it loads (rejoin). Given
-    the cell, its sockets travel as their states alone when the plan (the same on the
-    controller: one host fingerprint) gives them back exactly."""
+    describe()'s, which the controller makes again from the suite it loads (rejoin)."""
     out = {k: v for k, v in record.items() if k not in DESCRIBED}
-    out["scenario"] = scenario = {
+    out["scenario"] = {
         k: v for k, v in record["scenario"].items() if k not in ("profile", "steps", "under_test")
     }
-    if out.get("observed"):
-        out["observed"] = {
-            **out["observed"],
-            "steps": [_quiet(s) for s in out["observed"]["steps"]],
-        }
-    if cell is not None and suite is not None and host is not None:
-        states = [sock["state"] for sock in scenario["sockets"]]
-        if _replanned(cell, suite, host, states) == scenario["sockets"]:
-            del scenario["sockets"]
-            scenario["states"] = states
     return out
 
 
-QUIET = {"errno": 0, "error": ""}  # what a step that raised no error says: left off the wire
-
-
-def _quiet(step: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in step.items() if k not in QUIET or v != QUIET[k]}
-
-
-def _loud(step: dict[str, Any]) -> dict[str, Any]:
-    """A step as the worker recorded it: errno and error right after the outcome."""
-    out: dict[str, Any] = {}
-    for key, value in step.items():
-        out[key] = value
-        if key == "outcome":
-            out.update((q, step.get(q, default)) for q, default in QUIET.items())
-    return out
-
-
-def _replanned(
-    cell: Cell, suite: Suite, host: Host, states: list[str]
-) -> list[dict[str, Any]] | None:
-    profile = suite.profiles.get(cell.profile) if cell.profile else None
-    try:
-        planned = probe.plan(cell, profile, host)
-    except probe.Unrunnable:
-        return None
-    return [p.to_dict(state) for p, state in zip(planned, states, strict=False)]
-
-
-def rejoin(
-    travelled: dict[str, Any], cell: Cell, suite: Suite, host: Host | None = None
-) -> dict[str, Any]:
+def rejoin(travelled: dict[str, Any], cell: Cell, suite: Suite) -> dict[str, Any]:
     """The record travelling() was made of, key for key and in the same order."""
     record = describe(cell, suite)
     steps, under_test = record.pop("steps_planned"), record.pop("under_test")
     sent = travelled["scenario"]
-    sockets = sent.get("sockets", [])
-    if "states" in sent and host is not None:
-        sockets = _replanned(cell, suite, host, sent["states"]) or []
-    scenario = {"profile": cell.profile, "sockets": sockets}
+    scenario = {"profile": cell.profile, "sockets": sent["sockets"]}
     scenario.update(steps=steps, under_test=under_test)
-    scenario.update((k, v) for k, v in sent.items() if k not in ("sockets", "states"))
+    scenario.update((k, v) for k, v in sent.items() if k != "sockets")
     record.update(travelled)
     record["scenario"] = scenario
-    if record.get("observed"):
-        record["observed"] = {
-            **record["observed"],
-            "steps": [_loud(s) for s in record["observed"]["steps"]],
-        }
     return record
 
 

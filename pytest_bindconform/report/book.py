@@ -87,13 +87,15 @@ class Book:
         if _is_cell(nodeid):
             self.outcomes[nodeid] = (outcome, longrepr)
 
-    def rejoin(self, nodeid: str, travelled: dict[str, Any], host: Any = None) -> dict[str, Any]:
+    def rejoin(self, nodeid: str, travelled: dict[str, Any]) -> dict[str, Any]:
         """A worker's record (runner.travelling, plus the case file's path) made whole again
         from the suite loaded here: descriptions and provenance never cross processes."""
         display, _, name = travelled["id"].partition("::")
         file = travelled["file"]
         if file not in self._cells:
-            loaded = self._load(Path(file), display)
+            # one load per case file: the gate check may have loaded it by its display path
+            known = self._suites.get(display)
+            loaded = known if isinstance(known, Suite) else self._load(Path(file), display)
             self._cells[file] = (
                 loaded if isinstance(loaded, str) else {c.name: (c, loaded) for c in loaded.cells}
             )
@@ -108,7 +110,7 @@ class Book:
                 f"no result: the worker ran it, but here {why} (it changed during the run?)",
             )
         rest = {k: v for k, v in travelled.items() if k != "file"}
-        return runner.rejoin(rest, *found, host)
+        return runner.rejoin(rest, *found)
 
     # -- building ----------------------------------------------------------
     def suite(self, relpath: str) -> Suite | str:

@@ -1,0 +1,140 @@
+"""pytest's run protocol for a cell, without what a cell never uses (pytest side, like plugin.py).
+
+pytest runs every item through setup, call and teardown hooks: fixtures, output and log
+capture, the SetupState stack, PYTEST_CURRENT_TEST, each phase timed and reported. A
+cell has no fixtures and prints nothing; on the library that machinery costs more than
+the sockets do (bench/bench_library.py). So a cell runs here: the same hooks a reporter
+sees (logstart, a setup, call and teardown report each through logreport, logfinish),
+the call report made by pytest_runtest_makereport as always (so -x, --pdb, --junitxml,
+xdist and every makereport wrapper behave as before), and none of the per-phase hooks.
+
+A cell takes pytest's own protocol whenever anything could need it: a skip/skipif/xfail
+mark, --setup-only/--setup-show, a parent that is not a plain directory or case file (a
+package's setup_module), a declared server (the user's code may print), or fixtures of
+an earlier Python test still set up (they are torn down the usual way).
+
+On an xdist worker the call report goes to relay.py instead, which sends it to the
+controller with far fewer messages.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import pytest
+from _pytest.runner import (
+    CallInfo,
+    check_interactive_exception,
+    get_reraise_exceptions,
+)
+
+from . import relay as relay_
+
+NEEDS_PYTEST = frozenset({"skip", "skipif", "xfail", "usefixtures", "filterwarnings"})
+
+
+def run(item: Any, nextitem: pytest.Item | None) -> bool:
+    """Run a cell's protocol; False when pytest's own protocol must run it instead."""
+    if not _lean_allowed(item):
+        return False
+    ihook = item.ihook
+    nodeid, location = item.nodeid, item.location
+    session = item.session
+    relay = hasattr(item.config, "workerinput") and not session._setupstate.stack
+    if not relay:
+        ihook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+        ihook.pytest_runtest_logreport(report=_quiet_report(item, "setup"))
+    call = CallInfo.from_call(item.runtest, when="call", reraise=_reraise(item.config))
+    report = ihook.pytest_runtest_makereport(item=item, call=call)
+    if relay:
+        relay_.send(item, report, last=nextitem is None)
+    else:
+        ihook.pytest_runtest_logreport(report=report)
+    if check_interactive_exception(call, report):
+        ihook.pytest_exception_interact(node=item, call=call, report=report)
+    if relay:
+        return True
+    if session._setupstate.stack:
+        _teardown(item, nextitem)
+    else:
+        ihook.pytest_runtest_logreport(report=_quiet_report(item, "teardown"))
+    ihook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+    return True
+
+
+def _teardown(item: Any, nextitem: pytest.Item | None) -> None:
+    """An earlier Python test's fixtures are still set up: tear down what nextitem does not
+    need (everything, when the run stops), as pytest's teardown would, an error in a
+    finalizer reported as this item's teardown error. Not through the per-phase hooks:
+    their setup halves never ran for a cell."""
+    session = item.session
+    if session.shouldfail or session.shouldstop:
+        nextitem = None
+    call = CallInfo.from_call(
+        lambda: session._setupstate.teardown_exact(nextitem),
+        when="teardown",
+        reraise=_reraise(item.config),
+    )
+    report = item.ihook.pytest_runtest_makereport(item=item, call=call)
+    item.ihook.pytest_runtest_logreport(report=report)
+    if check_interactive_exception(call, report):
+        item.ihook.pytest_exception_interact(node=item, call=call, report=report)
+
+
+def _lean_allowed(item: Any) -> bool:
+    config = item.config
+    if config.getoption("setuponly", False) or config.getoption("setupshow", False):
+        return False
+    if getattr(item, "runs_user_code", False) or not _plain_parents(item.parent):
+        return False
+    return not any(mark.name in NEEDS_PYTEST for mark in item.iter_markers())
+
+
+def _reraise(config: Any) -> tuple[type[BaseException], ...]:
+    """KeyboardInterrupt and Exit propagate (unless --pdb), as in pytest's own protocol."""
+    made: tuple[type[BaseException], ...] | None = getattr(config, "_bindconform_reraise", None)
+    if made is None:
+        made = config._bindconform_reraise = get_reraise_exceptions(config)
+    return made
+
+
+def _plain_parents(parent: Any) -> bool:
+    """Only a session, plain directories and the case file above the cell: no node whose
+    setup runs code (a Package runs its __init__.py's setup_module). Decided once per file."""
+    known: bool | None = getattr(parent, "_bindconform_plain", None)
+    if known is None:
+        node, known = parent, True
+        while node is not None and known:
+            known = isinstance(node, pytest.Session | pytest.Dir) or node is parent
+            node = node.parent
+        parent._bindconform_plain = known
+    return known
+
+
+def _quiet_report(item: Any, when: str) -> pytest.TestReport:
+    """A phase with nothing in it: passed, no output, no time (what pytest reports for a
+    setup or teardown of an item without fixtures, which a cell is)."""
+    now = time.time()
+    return pytest.TestReport(
+        item.nodeid,
+        item.location,
+        _keywords(item),
+        "passed",
+        None,
+        when,  # type: ignore[arg-type]
+        [],
+        0.0,
+        now,
+        now,
+        item.user_properties,
+    )
+
+
+def _keywords(item: Any) -> dict[str, Literal[1]]:
+    """The item's keywords as a report carries them, made once per item."""
+    made: dict[str, Literal[1]] | None = getattr(item, "_bindconform_keywords", None)
+    if made is None:
+        made = {name: 1 for name in item.keywords}
+        item._bindconform_keywords = made
+    return dict(made)

@@ -1,0 +1,111 @@
+"""xdist: a worker's cell reports reach the controller in bundles (pytest side).
+
+xdist sends each of an item's events apart: logstart, the setup, call and teardown
+reports, logfinish, and runtest_protocol_complete. Each is unpacked object by object in
+Python on the controller, which on this project cost more than the cells themselves, so
+`-n 2` was slower than `-n 0` (docs/speed.md). For a cell run by protocol.py a worker
+sends only its call report, serialised by pytest's own pytest_report_to_serializable,
+and holds passed and skipped ones back: up to BUNDLE of them ride, as one JSON string,
+on the next report it sends. A failure, the worker's last cell and a full bundle are
+sent at once, so -x and --maxfail stop as promptly as before.
+
+On the controller the Unfolder replays each cell in order, as the five events a -n 0
+run makes (logstart, a quiet setup report, the call report, a quiet teardown report,
+logfinish), so every plugin there (terminal, --junitxml, the Recorder) sees what it
+always saw. xdist's own runtest_protocol_complete still goes per cell: its scheduler
+is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+decode: Callable[[str], Any]
+try:  # 5x faster than the stdlib both ways, in C (orjson has no FreeBSD wheel)
+    from orjson import OPT_NON_STR_KEYS
+    from orjson import dumps as _orjson_dumps
+    from orjson import loads as decode
+
+    def encode(value: Any) -> str:
+        return _orjson_dumps(value, option=OPT_NON_STR_KEYS).decode()
+
+except ImportError:  # the same text, from the stdlib
+    decode = json.loads
+
+    def encode(value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"))
+
+
+BUNDLE = 64  # cells per message at most: a terminal line or two of latency
+UNFOLD = "bindconform_unfold"  # this call report stands for the cell's five events
+CARRIED = "bindconform_carried"  # earlier cells' reports, a JSON list
+FROM_WORKER = ("node", "worker_id", "testrun_uid")  # what xdist adds to the reports it sends
+HELD = pytest.StashKey[list[str]]()
+
+
+def send(item: Any, report: pytest.TestReport, last: bool) -> None:
+    """Worker: hold a quiet cell's report back, or send it with those held before it."""
+    config = item.config
+    held = config.stash.setdefault(HELD, [])
+    report.__dict__[UNFOLD] = True
+    if report.failed or last or len(held) >= BUNDLE - 1:
+        if held:
+            report.__dict__[CARRIED] = "[" + ",".join(held) + "]"
+            held.clear()
+        item.ihook.pytest_runtest_logreport(report=report)
+        return
+    data = config.hook.pytest_report_to_serializable(config=config, report=report)
+    held.append(encode(data))
+
+
+class Unfolder:
+    """xdist controller: each relayed cell becomes the five events it stands for."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.hook = config.hook
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Any:
+        carried = report.__dict__.pop(CARRIED, None)
+        for data in decode(carried) if carried else ():
+            earlier = self.hook.pytest_report_from_serializable(config=self.config, data=data)
+            for name in FROM_WORKER:
+                if name in report.__dict__:
+                    earlier.__dict__[name] = report.__dict__[name]
+            self.hook.pytest_runtest_logreport(report=earlier)  # unfolded by this wrapper
+        if not report.__dict__.pop(UNFOLD, False):
+            return (yield)
+        hook, nodeid, location = self.hook, report.nodeid, report.location
+        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+        hook.pytest_runtest_logreport(report=_phase_of(report, "setup"))
+        result = yield
+        hook.pytest_runtest_logreport(report=_phase_of(report, "teardown"))
+        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+        return result
+
+
+def _phase_of(call: pytest.TestReport, when: str) -> pytest.TestReport:
+    """The quiet setup or teardown report of a relayed cell, made from its call report."""
+    start = call.start if when == "setup" else call.stop
+    made = pytest.TestReport(
+        call.nodeid,
+        call.location,
+        dict(call.keywords),
+        "passed",
+        None,
+        when,  # type: ignore[arg-type]
+        [],
+        0.0,
+        start,
+        start,
+        list(call.user_properties),
+    )
+    for name in (*FROM_WORKER, "item_index"):
+        if name in call.__dict__:
+            made.__dict__[name] = call.__dict__[name]
+    return made
