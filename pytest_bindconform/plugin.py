@@ -11,7 +11,6 @@ import atexit
 import gc
 import os
 import random
-from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ import pytest
 
 from . import (
     cases,
-    goals,
     host,
     isolate,
     library,
@@ -31,21 +29,27 @@ from . import (
     ports,
     protocol,
     relay,
-    report,
     runner,
     simulate,
     slow,
-    suitecache,
 )
 from . import state as run_state
-from .model import Cell, Suite
+from .items import (
+    CANDIDATES,
+    FROZEN,
+    RECORD_ATTR,
+    CaseFile,
+    CellItem,
+    ExploreItem,
+    MisnamedFile,
+    _display,
+    _name_problem,
+)
+from .recorder import Recorder
 from .report import answers, distribution
-from .yamlsrc import CaseError, CaseFileError
 
-RECORD_ATTR = "bindconform"
 HOST_KEY = "bindconform_host"
 EXPLORE_KEY = "bindconform_explore"
-CANDIDATES = pytest.StashKey["answers.RunCandidates"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -220,6 +224,8 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if workerinput is not None:
+        config.pluginmanager.register(relay.Holder(config), "bindconform-holder")
     if workerinput is None:
         state.outputs = {fmt: _setting(config, fmt) for fmt in ("json", "md", "html")}
         config.pluginmanager.register(Recorder(config), "bindconform-recorder")
@@ -341,9 +347,6 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
         items.append(ExploreItem.from_parent(session, name="bindconform-explore"))
 
 
-FROZEN = pytest.StashKey[bool]()
-
-
 def pytest_collection_finish(session: pytest.Session) -> None:
     # thousands of immutable cells live until the end: keep the cyclic GC from rescanning them
     if any(isinstance(item, CellItem) for item in session.items):
@@ -421,30 +424,6 @@ def _arg_paths(config: pytest.Config) -> list[Path]:
     return config._bindconform_args  # type: ignore[attr-defined,no-any-return]
 
 
-def gate_problem(host_: host.Host, gates: dict[str, str], suites: Iterable[Suite]) -> str:
-    """Why the gate for this OS can gate no cell of these suites ('' if it can): it names an
-    oracle they define for another OS or release only. A usage error, or CI goes green."""
-    gate = gates.get(host_.os, "")
-    defined, here = [], set()
-    for suite in suites:
-        for oid, oracle in suite.oracles.items():
-            if oracles.applies(oracle, host_.os, host_.os_version):
-                here.add(oid)
-            if oid == gate:
-                defined.append(oracle)
-    if not defined or gate in here:
-        return ""
-    where = ", ".join(
-        sorted({f"{o.os}{f' >= {o.min_version}' if o.min_version else ''}" for o in defined})
-    )
-    return (
-        f"--bindconform-gate {host_.os}={gate}: oracle {gate!r} is for {where}, not this "
-        f"{host_.os} {host_.os_version}, so it could gate no cell and every cell would pass "
-        f"as ungated. Oracles of the collected suites that apply here: "
-        f"{', '.join(sorted(here)) or 'none'}"
-    )
-
-
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.File | None:
     if not file_path.name.lower().endswith(cases.NEAR_SUFFIXES):
         return None
@@ -460,192 +439,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Fil
     return MisnamedFile.from_parent(
         parent, path=file_path, name=safe.rsplit("/", 1)[-1], nodeid=safe, problem=problem
     )
-
-
-def _display(config: pytest.Config, path: Path) -> str:
-    """The path relative to the rootdir with '/' on every OS: ids must match across hosts."""
-    try:
-        return Path(os.path.relpath(path, config.rootpath)).as_posix()
-    except ValueError:  # another drive than the rootdir (Windows)
-        return path.as_posix()
-
-
-def _name_problem(path: Path, display: str) -> str | None:
-    """Why a file that looks meant as a case file cannot be one, if it cannot."""
-    name = path.name
-    if not name.endswith(cases.SUFFIX):
-        stem = name[: -len(".bind.yml" if name.lower().endswith(".bind.yml") else cases.SUFFIX)]
-        return (
-            f"{ascii(name)} is not collected: case files end in {cases.SUFFIX!r} (in lower "
-            f"case); rename it to {ascii(stem + cases.SUFFIX)}"
-        )
-    try:
-        display.encode("utf-8")
-    except UnicodeEncodeError:
-        return (
-            f"the file name {os.fsencode(name)!r} is not valid UTF-8, which every id and report "
-            "is written in; rename the file"
-        )
-    if not display.isprintable():
-        return f"the file name {ascii(display)} holds a control character; rename the file"
-    return None
-
-
-class MisnamedFile(pytest.File):
-    """A near miss of a case file's name: one failing item says so, nothing is left out."""
-
-    def __init__(self, *, problem: str, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.problem = problem
-
-    def collect(self) -> Iterator[pytest.Item]:
-        error = CaseFileError([CaseError(self.nodeid, 1, 1, self.problem)])
-        yield BadCaseFile.from_parent(self, name="case-file-error", error=error)
-
-
-class CaseFile(pytest.File):
-    def collect(self) -> Iterator[pytest.Item]:
-        # the library's ids wherever it is installed; else relative to the rootdir
-        display = library.display(self.path) or _display(self.config, self.path)
-        try:
-            suite = suitecache.load(self.path, display=display)
-        except CaseFileError as exc:
-            yield BadCaseFile.from_parent(self, name="case-file-error", error=exc)
-            return
-        clash = self.config.stash[run_state.STATE].claim_suite(suite)
-        if clash:
-            yield BadCaseFile.from_parent(self, name="case-file-error", error=clash)
-            return
-        goals.add_candidates(suite, self.config.stash[CANDIDATES].extra)
-        for cell in suite.cells:
-            yield CellItem.from_parent(self, name=cell.name, cell=cell, suite=suite)
-
-
-class CaseFileProblem(Exception):
-    pass
-
-
-class BadCaseFile(pytest.Item):
-    """Stands in for a broken case file so the run fails loudly and the rest still run."""
-
-    def __init__(self, *, error: CaseFileError, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.error = error
-
-    def runtest(self) -> None:
-        raise CaseFileProblem(str(self.error))
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, CaseFileProblem):  # file:line:col: error, first: -r shows it
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo))
-
-    def reportinfo(self) -> tuple[Path | str, int, str]:
-        first = self.error.errors[0]
-        # a misnamed file's own name may not be writable: xdist sends the location as UTF-8
-        where = self.parent.nodeid if isinstance(self.parent, MisnamedFile) else self.path
-        return where, first.line - 1, f"{first.file}: invalid case file"
-
-
-class ConformanceFailure(Exception):
-    pass
-
-
-class InterferenceError(Exception):
-    pass
-
-
-@cache
-def _mark(name: str) -> pytest.MarkDecorator:
-    """One decorator per marker name: thousands of cells share a handful of markers."""
-    return getattr(pytest.mark, name)  # type: ignore[no-any-return]
-
-
-class CellItem(pytest.Item):
-    def __init__(self, *, cell: Cell, suite: Suite, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.cell = cell
-        self.suite = suite
-        state = self.config.stash[run_state.STATE]
-        for name in ("bindconform", *run_state.markers(cell, suite, state.host)):
-            self.add_marker(_mark(name))
-        if slow.is_slow(cell):
-            self.add_marker(_mark("slow"))
-        # --junitxml properties are made from the record on the controller (Recorder):
-        # nothing rides on the setup and teardown reports a worker sends
-
-    @property
-    def runs_user_code(self) -> bool:
-        """A declared server's factory makes a socket of this cell: the user's code runs."""
-        situation = goals.of(self.suite, self.cell)
-        made_by = situation.candidate.factory if situation else ""
-        return bool(made_by) and not made_by.startswith("library:")
-
-    def runtest(self) -> None:
-        state = self.config.stash[run_state.STATE]
-        record = runner.execute(self.cell, self.suite, state.context())
-        if state.host.simulated:
-            record = simulate.honest(record, state.host.os)
-        if slow.is_slow(self.cell):
-            record = slow.label(record)
-            self.add_report_section("call", "bindconform", slow.answer(record))
-        self.bindconform_record = record
-        if record["status"] == "skip":
-            pytest.skip(record["reason"])
-        required = self.config.stash[CANDIDATES].missed_requirement(record)
-        if required:
-            record.update(status="fail", reason=required)
-            verdict, _, where = required.partition("\n")  # repr_failure shows the last line first
-            raise ConformanceFailure(f"{where}\n{verdict}" if where else verdict)
-        if record["status"] == "ungated" and not self._open_question(state, record):
-            pytest.skip(f"ungated: {record['reason']}")  # a gate this suite does not know
-        if record["status"] == "ungated":  # an open question: answered, not skipped
-            self.add_report_section("call", "bindconform", answers.terminal_text(record))
-        if record["status"] == "error":
-            raise InterferenceError(record["reason"])
-        if record["status"] == "fail":
-            raise ConformanceFailure(run_state.explain(record))
-
-    def _open_question(self, state: run_state.RunState, record: dict[str, Any]) -> bool:
-        """The gate makes no claim here, or no oracle for this OS does: what happened is the
-        answer. A gate the suite does not know, where another oracle claims, still skips."""
-        gate = state.gates.get(state.host.os, "")
-        return gate in self.suite.oracles or all(
-            v == oracles.NO_CLAIM for v in record["verdicts"].values()
-        )
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, ConformanceFailure):
-            # the verdict first (the -r line shows line one; the id is already on it)
-            lines = str(excinfo.value).splitlines()
-            return "\n".join([lines[-1].strip(), *lines[:-1]])
-        if isinstance(excinfo.value, InterferenceError):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo))
-
-    def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, self.cell.line - 1, f"{self.suite.id}: {self.cell.name}"
-
-
-def junit_properties(record: dict[str, Any]) -> list[tuple[str, str]]:
-    """--junitxml: what a CI dashboard needs of a cell without opening the report."""
-    seen = record["observed"]
-    failed = next((s for s in seen["steps"] if s["outcome"] != "ok"), None) if seen else None
-    props = [
-        ("bindconform_profile", record["profile"] or "raw"),
-        ("bindconform_status", record["status"]),
-        ("bindconform_outcome", seen["outcome"] if seen else "not run"),
-        ("bindconform_gate", record["gate"] or ""),
-        ("bindconform_verdicts", " ".join(f"{o}={v}" for o, v in record["verdicts"].items())),
-    ]
-    if failed:
-        props.append(("bindconform_failed_call", f"{failed['call']} {failed['socket']}"))
-        props.append(
-            ("bindconform_errno", f"{failed.get('error') or ''} {failed['errno']}".strip())
-        )
-    if seen and seen.get("delivery"):
-        props.append(("bindconform_receiver", str(seen["delivery"]["receiver"])))
-    return props
 
 
 @pytest.hookimpl(trylast=True)
@@ -671,59 +464,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         xml.add_global_property(name, value)
 
 
-class ExploreItem(pytest.Item):
-    """Hypothesis hunts for socket sequences where this host and its OS's model disagree."""
-
-    def runtest(self) -> None:
-        from . import explore
-
-        state = self.config.stash[run_state.STATE]
-        examples, seed, derandomize = state.explore
-        result = explore.run(
-            state.host,
-            examples,
-            seed,
-            derandomize,
-            out_dir=self.config.rootpath / "reports" / "counterexamples",
-            ports=state.context().ports.ports,
-            say=None,
-        )
-        self.user_properties.append(
-            (
-                "bindconform_explore",
-                {
-                    "examples": result.examples,
-                    "seconds": round(result.seconds, 3),
-                    "seed": result.seed,
-                    "divergences": [str(p) for p in result.divergences],
-                    "summary": result.summary(),
-                    "found": result.found,
-                },
-            )
-        )
-        if result.divergences or result.unreproduced:
-            lines = [
-                f"{len(result.divergences)} divergence(s) between this host and the "
-                f"{state.host.os} model (seed {result.seed}); ready-to-commit cases:"
-            ]
-            lines += [f"  {path}" for path in result.divergences]
-            lines += [f"  {line}" for line in result.found]
-            lines += [f"  not reproduced on rerun: {line}" for line in result.unreproduced]
-            raise ExploreDivergence("\n".join(lines))
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, ExploreDivergence):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo))
-
-    def reportinfo(self) -> tuple[str, int, str]:
-        return "bindconform-explore", 0, "bindconform: Hypothesis exploration"
-
-
-class ExploreDivergence(Exception):
-    pass
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     """A cell runs through the lean protocol (protocol.py) unless it needs pytest's own."""
@@ -739,8 +479,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         on_worker = hasattr(item.config, "workerinput")
         travelled = None
         if on_worker and isinstance(item, CellItem):
-            # one string, not nested dicts: execnet unpacks objects one by one in Python
-            travelled = relay.encode({**runner.travelling(record), "file": str(item.path)})
+            travelled = {**runner.travelling(record), "file": str(item.path)}
         setattr(report_, RECORD_ATTR, travelled or record)
     if isinstance(item, CellItem) and report_.skipped and isinstance(report_.longrepr, tuple):
         # point -rs at the cell's line in the case file, not at this plugin
@@ -748,11 +487,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report_
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_report_to_serializable(config: pytest.Config, report: Any) -> Any:
+    """On a worker, a cell's record crosses as one JSON string (relay.py says why)."""
+    data = yield
+    if hasattr(config, "workerinput") and isinstance(data, dict):
+        record = data.get(RECORD_ATTR)
+        if isinstance(record, dict):
+            data[RECORD_ATTR] = relay.encode(record)
+    return data
+
+
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
     """A cell that could not be judged (interference, environment) is an error, not a failure."""
     record = getattr(report, RECORD_ATTR, None)
-    if isinstance(record, str):  # an xdist worker's own terminal: the controller decides
-        return None
     if report.when == "call" and report.failed and record and record.get("status") == "error":
         return "error", "E", "ERROR"
     if report.when == "call" and report.passed and record and record.get("status") == "ungated":
@@ -763,91 +511,6 @@ def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] 
         if spread:
             return "passed", ".", spread
     return None
-
-
-class Recorder:
-    """Controller-side: gathers one record per cell and writes the reports once."""
-
-    def __init__(self, config: pytest.Config):
-        self.config = config
-        self.state = config.stash[run_state.STATE]
-        extra = config.stash[CANDIDATES].extra
-        self.book = report.Book(config.rootpath, prepare=lambda s: goals.add_candidates(s, extra))
-        self.junit: dict[str, list[tuple[str, str]]] = {}
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        # after -k/-m deselection: a deselected cell is not part of this run
-        self.book.expect(
-            item.nodeid for item in session.items if isinstance(item, CellItem | BadCaseFile)
-        )
-        suites = {item.suite.id: item.suite for item in session.items if isinstance(item, CellItem)}
-        self._check_gate(suites.values())
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        self.book.expect(ids)
-        if not getattr(self, "_gate_checked", False):
-            self._gate_checked = True
-            files = dict.fromkeys(i.partition("::")[0] for i in ids if "::" in i)
-            loaded = (self.book.suite(f) for f in files if f.endswith(cases.SUFFIX))
-            self._check_gate(s for s in loaded if isinstance(s, Suite))
-
-    def _check_gate(self, suites: Iterable[Suite]) -> None:
-        problem = gate_problem(self.state.host, self.state.gates, suites)
-        if problem:
-            raise pytest.UsageError(problem)
-
-    @pytest.hookimpl(tryfirst=True)  # before junitxml reads the teardown report's properties
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for name, value in report.user_properties if report.when == "call" else ():
-            if name == "bindconform_explore":
-                self.explored = value
-        record = getattr(report, RECORD_ATTR, None)
-        if record is not None:
-            if isinstance(record, str):  # from an xdist worker: describe the cell here
-                record = self.book.rejoin(report.nodeid, relay.decode(record))
-                setattr(report, RECORD_ATTR, record)
-            self.book.add(report.nodeid, record)
-            self.junit[report.nodeid] = junit_properties(record)
-        elif report.when == "call" or report.outcome != "passed":
-            self.book.note_outcome(report.nodeid, report.outcome, str(report.longrepr or ""))
-        if report.when == "teardown" and report.nodeid in self.junit:
-            report.user_properties = [*report.user_properties, *self.junit.pop(report.nodeid)]
-
-    def pytest_sessionfinish(self, exitstatus: int) -> None:
-        if self.config.option.collectonly:
-            return  # nothing ran: never overwrite a report with a run that did not happen
-        if self.book.records:  # an xdist controller holds records but collected no cells
-            self.config.stash[FROZEN] = True
-        workers = getattr(self.config.option, "numprocesses", None) or 0
-        self.written = self.book.finish(self.state, self.state.outputs, exitstatus, workers)
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.config.option.collectonly:
-            return
-        verbosity = self.config.get_verbosity()
-        lines = self.book.summary_lines(quiet=verbosity < 0)
-        explored = getattr(self, "explored", None)
-        if explored:  # what the exploration tried and found: most of a run's time
-            lines.append(explored["summary"])
-            lines += [f"  {line}" for line in explored["found"]]
-        if verbosity > 0 and self.book.report:
-            lines += skip_reasons(self.book.report["results"])
-        if lines:
-            terminalreporter.section("bindconform")
-            for line in lines:
-                terminalreporter.write_line(line)
-
-
-def skip_reasons(results: list[dict[str, Any]]) -> list[str]:
-    """-v: why cells did not run, most frequent first, each with how to enable them."""
-    counts: dict[str, int] = {}
-    for r in results:
-        if r["status"] == "skip":
-            first = r["reason"].splitlines()[0] if r["reason"] else "(no reason)"
-            counts[first] = counts.get(first, 0) + 1
-    top = sorted(counts.items(), key=lambda kv: -kv[1])
-    return ["not run, by reason:"] + [f"  {n:>5} {why}" for why, n in top[:12]] if top else []
 
 
 __all__ = ["CaseFile", "CellItem", "Recorder", "pytest_addoption", "pytest_collect_file"]

@@ -10,8 +10,9 @@ xdist and every makereport wrapper behave as before), and none of the per-phase 
 
 A cell takes pytest's own protocol whenever anything could need it: a skip/skipif/xfail
 mark, --setup-only/--setup-show, a parent that is not a plain directory or case file (a
-package's setup_module), a declared server (the user's code may print), or fixtures of
-an earlier Python test still set up (they are torn down the usual way).
+package's setup_module), a conftest or third-party plugin hooking pytest_runtest_setup,
+_call or _teardown, or a declared server (the user's code may print). Fixtures of an
+earlier Python test still set up are torn down when pytest would tear them down.
 
 On an xdist worker the call report goes to relay.py instead, which sends it to the
 controller with far fewer messages.
@@ -86,9 +87,24 @@ def _lean_allowed(item: Any) -> bool:
     config = item.config
     if config.getoption("setuponly", False) or config.getoption("setupshow", False):
         return False
-    if getattr(item, "runs_user_code", False) or not _plain_parents(item.parent):
+    if getattr(item, "runs_user_code", False) or not _plain_parents(item.parent, item):
         return False
     return not any(mark.name in NEEDS_PYTEST for mark in item.iter_markers())
+
+
+KNOWN = ("_pytest.", "pytest_bindconform.", "xdist.", "_hypothesis_pytestplugin")
+PHASES = ("pytest_runtest_setup", "pytest_runtest_call", "pytest_runtest_teardown")
+
+
+def _phase_hooks_known(item: Any) -> bool:
+    """No conftest or third-party plugin hooks a phase: pytest's own hooks there only
+    capture, log and run fixtures, which a cell has no use for. Anyone else's (a
+    conftest's pytest_runtest_call, pytest-randomly's reseeding) must run as always."""
+    return all(
+        impl.function.__module__.startswith(KNOWN)
+        for name in PHASES
+        for impl in getattr(item.ihook, name).get_hookimpls()
+    )
 
 
 def _reraise(config: Any) -> tuple[type[BaseException], ...]:
@@ -99,12 +115,13 @@ def _reraise(config: Any) -> tuple[type[BaseException], ...]:
     return made
 
 
-def _plain_parents(parent: Any) -> bool:
-    """Only a session, plain directories and the case file above the cell: no node whose
-    setup runs code (a Package runs its __init__.py's setup_module). Decided once per file."""
+def _plain_parents(parent: Any, item: Any) -> bool:
+    """Only a session, plain directories and the case file above the cell (no node whose
+    setup runs code: a Package runs its __init__.py's setup_module), and only known phase
+    hooks. Decided once per case file: hooks of conftests are per directory."""
     known: bool | None = getattr(parent, "_bindconform_plain", None)
     if known is None:
-        node, known = parent, True
+        node, known = parent, _phase_hooks_known(item)
         while node is not None and known:
             known = isinstance(node, pytest.Session | pytest.Dir) or node is parent
             node = node.parent
@@ -117,7 +134,7 @@ def _quiet_report(item: Any, when: str) -> pytest.TestReport:
     setup or teardown of an item without fixtures, which a cell is)."""
     now = time.time()
     return pytest.TestReport(
-        item.nodeid,
+        getattr(item, "id", item.nodeid),  # pytest 9: the structured id --junitxml keys by
         item.location,
         _keywords(item),
         "passed",

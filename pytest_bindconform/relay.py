@@ -7,7 +7,9 @@ Python on the controller, which on this project cost more than the cells themsel
 sends only its call report, serialised by pytest's own pytest_report_to_serializable,
 and holds passed and skipped ones back: up to BUNDLE of them ride, as one JSON string,
 on the next report it sends. A failure, the worker's last cell and a full bundle are
-sent at once, so -x and --maxfail stop as promptly as before.
+sent at once, so -x and --maxfail stop as promptly as before; so is any report of an
+item that takes pytest's own protocol, carrying the held ones. A worker that is killed
+or interrupted loses what it held: those cells are reported with no result.
 
 On the controller the Unfolder replays each cell in order, as the five events a -n 0
 run makes (logstart, a quiet setup report, the call report, a quiet teardown report,
@@ -48,18 +50,30 @@ HELD = pytest.StashKey[list[str]]()
 
 
 def send(item: Any, report: pytest.TestReport, last: bool) -> None:
-    """Worker: hold a quiet cell's report back, or send it with those held before it."""
+    """Worker: hold a quiet cell's report back, or send it (with those held before it)."""
     config = item.config
     held = config.stash.setdefault(HELD, [])
     report.__dict__[UNFOLD] = True
     if report.failed or last or len(held) >= BUNDLE - 1:
-        if held:
-            report.__dict__[CARRIED] = "[" + ",".join(held) + "]"
-            held.clear()
-        item.ihook.pytest_runtest_logreport(report=report)
+        item.ihook.pytest_runtest_logreport(report=report)  # Holder attaches the held ones
         return
     data = config.hook.pytest_report_to_serializable(config=config, report=report)
     held.append(encode(data))
+
+
+class Holder:
+    """xdist worker: whatever report goes out next (a relayed cell's, or any report of an
+    item that took pytest's own protocol) carries the reports held back before it."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    @pytest.hookimpl(tryfirst=True)  # before xdist's own hook sends the report
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        held = self.config.stash.get(HELD, None)
+        if held:
+            report.__dict__[CARRIED] = "[" + ",".join(held) + "]"
+            held.clear()
 
 
 class Unfolder:
@@ -93,7 +107,7 @@ def _phase_of(call: pytest.TestReport, when: str) -> pytest.TestReport:
     """The quiet setup or teardown report of a relayed cell, made from its call report."""
     start = call.start if when == "setup" else call.stop
     made = pytest.TestReport(
-        call.nodeid,
+        getattr(call, "id", call.nodeid),  # pytest 9: the structured id --junitxml keys by
         call.location,
         dict(call.keywords),
         "passed",

@@ -61,7 +61,12 @@ references: []
 oracles:
   {GATE}: {{kind: measured, source: measured here, applies: {{os: {OS}}}}}
 cases:
-{plain}  - id: wrong-on-purpose
+{plain}  - id: with-a-variant
+    sockets: {{a: {{address: specific}}}}
+    steps: [bind a]
+    variants: {{type: [stream]}}
+    expect: {{{GATE}: ok}}
+  - id: wrong-on-purpose
     sockets: {{a: {{address: specific}}, b: {{address: specific}}}}
     steps: [bind a, bind b]
     expect: {{{GATE}: ok}}
@@ -84,15 +89,17 @@ def run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, list[l
     return result, json.loads(log.read_text())
 
 
-def per_cell(events: list[list[Any]]) -> dict[str, list[list[Any]]]:
-    """Each cell's events; asserts they came together, as a -n 0 run gives them."""
+def per_cell(events: list[list[Any]], together: bool = True) -> dict[str, list[list[Any]]]:
+    """Each cell's events; asserts they came together, as a -n 0 run gives them (xdist
+    interleaves the events of items that take pytest's protocol on different workers)."""
     out: dict[str, list[list[Any]]] = {}
     last = None
     for event in events:
         nodeid = event[1]
         if nodeid != last:
-            assert nodeid not in out, f"{nodeid}'s events are split: {events}"
-            out[nodeid], last = [], nodeid
+            assert not together or nodeid not in out, f"{nodeid}'s events are split"
+            out.setdefault(nodeid, [])
+            last = nodeid
         out[nodeid].append(event)
     return out
 
@@ -106,7 +113,7 @@ def test_each_cell_gives_the_five_events_of_pytests_protocol(
     result, events = run(pytester, "-n", workers, "--junitxml=junit.xml")
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
     cells = per_cell(events)
-    assert len(cells) == MANY + 2
+    assert len(cells) == MANY + 3
     outcomes = {"wrong-on-purpose": ("failed", "fail"), "lacks-an-option": ("skipped", "skip")}
     for nodeid, seen in cells.items():
         name = nodeid.rpartition("::")[2]
@@ -118,11 +125,13 @@ def test_each_cell_gives_the_five_events_of_pytests_protocol(
     workers_seen = {seen[2][4] for seen in cells.values()}
     assert workers_seen == ({"gw0", "gw1"} if workers == "2" else {None})
     # --junitxml: one testcase per cell, its properties from the synthesised teardown
-    cases = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
+    cases = list(ET.parse(pytester.path / "junit.xml").getroot().iter("testcase"))
+    assert len(cases) == MANY + 3  # one each, a cell whose id has [brackets] too
     props = {
         c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")} for c in cases
     }
-    assert len(props) == MANY + 2
+    (variant,) = [n for n in props if n.startswith("with-a-variant[")]
+    assert props[variant]["bindconform_status"] == "pass"
     assert props["wrong-on-purpose"]["bindconform_status"] == "fail"
     assert all(p["bindconform_status"] == "pass" for n, p in props.items() if "alone" in n)
     result.stdout.fnmatch_lines(["*1 failed, *passed, 1 skipped*"])
@@ -200,6 +209,7 @@ def test_python_tests_around_cells_keep_their_fixtures_and_marks(
         "alone-0",
         "alone-1",
         "alone-2",
+        "with-a-variant[tcp]",
         "wrong-on-purpose",
         "lacks-an-option",
         "test_after",
@@ -215,3 +225,35 @@ def test_python_tests_around_cells_keep_their_fixtures_and_marks(
         "teardown",
         "finish",
     ]  # skipped at setup by pytest's own protocol: no call
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_conftests_phase_hook_gets_pytests_protocol_and_nothing_held_is_lost(
+    pytester: pytest.Pytester, workers: str
+) -> None:
+    """Cells under a conftest hooking pytest_runtest_call run through pytest's protocol
+    (the hook runs for each); the relayed reports a worker held before them still arrive."""
+    pytester.makefile(".bind.yaml", plain=suite(MANY))
+    hooked = pytester.mkdir("zz_hooked")
+    (hooked / "hooked.bind.yaml").write_text(suite(2).replace("id: protocol", "id: hooked"))
+    (hooked / "conftest.py").write_text(
+        "import os\n"
+        "def pytest_runtest_call(item):\n"
+        "    with open(os.environ['EVENTS_LOG'] + '.calls', 'a') as fh:\n"
+        "        fh.write(item.name + '\\n')\n"
+    )
+    pytester.makepyfile(events=EVENTS_PLUGIN)
+    result, events = run(pytester, "-n", workers)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    cells = per_cell(events, together=workers == "0")
+    assert len(cells) == MANY + 3 + 5
+    for seen in cells.values():
+        assert [e[0] for e in seen] in (
+            ["start", "setup", "call", "teardown", "finish"],
+            ["start", "setup", "teardown", "finish"],  # skipped at setup: never
+        ), seen
+        assert seen[2][0] == "call" and seen[2][3] is not None  # every cell has its record
+    calls = (pytester.path / "events.json.calls").read_text().split()
+    assert sorted(calls) == sorted(
+        ["alone-0", "alone-1", "with-a-variant[tcp]", "wrong-on-purpose", "lacks-an-option"]
+    )
