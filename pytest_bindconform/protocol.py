@@ -24,11 +24,16 @@ import time
 from typing import Any, Literal
 
 import pytest
-from _pytest.runner import (
-    CallInfo,
-    check_interactive_exception,
-    get_reraise_exceptions,
-)
+from _pytest.outcomes import Exit
+from _pytest.runner import CallInfo, check_interactive_exception
+
+try:  # pytest >= 8
+    from _pytest.runner import get_reraise_exceptions
+except ImportError:  # pytest 7: what its call_and_report reraises
+
+    def get_reraise_exceptions(config: Any) -> tuple[type[BaseException], ...]:  # type: ignore[misc]
+        return (Exit,) if config.getoption("usepdb", False) else (Exit, KeyboardInterrupt)
+
 
 from . import relay as relay_
 
@@ -92,6 +97,8 @@ def _lean_allowed(item: Any) -> bool:
     return not any(mark.name in NEEDS_PYTEST for mark in item.iter_markers())
 
 
+# pytest 7 has no Dir node: a directory without __init__.py is no node at all there
+PLAIN_NODES = tuple(t for t in (pytest.Session, getattr(pytest, "Dir", None)) if t is not None)
 KNOWN = ("_pytest.", "pytest_bindconform.", "xdist.", "_hypothesis_pytestplugin")
 PHASES = ("pytest_runtest_setup", "pytest_runtest_call", "pytest_runtest_teardown")
 
@@ -123,7 +130,7 @@ def _plain_parents(parent: Any, item: Any) -> bool:
     if known is None:
         node, known = parent, _phase_hooks_known(item)
         while node is not None and known:
-            known = isinstance(node, pytest.Session | pytest.Dir) or node is parent
+            known = isinstance(node, PLAIN_NODES) or node is parent
             node = node.parent
         parent._bindconform_plain = known
     return known

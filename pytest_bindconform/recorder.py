@@ -120,7 +120,7 @@ class Recorder:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.config.option.collectonly:
             return
-        verbosity = self.config.get_verbosity()
+        verbosity = int(self.config.getoption("verbose", 0))  # get_verbosity(): pytest 8+
         lines = self.book.summary_lines(quiet=verbosity < 0)
         explored = getattr(self, "explored", None)
         if explored:  # what the exploration tried and found: most of a run's time
