@@ -350,10 +350,12 @@ def report(
         m = json.loads(meter.read_text())
         msgs, size = sum(m["messages"].values()), sum(m["bytes"].values())
         reports = m["messages"].get("testreport", 0)
+        kinds = ", ".join(f"{kind} {count / n:.2f}" for kind, count in m["messages"].items())
         say(
-            f"xdist at {label}: {msgs / n:.2f} messages/cell ({reports / n:.2f} test reports), "
-            f"{size / n:.0f} bytes/cell ({m['bytes'].get('testreport', 0) / max(1, reports):.0f} "
-            f"per report); setup/teardown reports with user_properties: "
+            f"xdist at {label}: {msgs / n:.2f} messages/cell ({kinds}), {size / n:.0f} "
+            f"bytes/cell ({m['bytes'].get('testreport', 0) / max(1, reports):.0f} per testreport "
+            f"message: it may carry a bundle of cells); setup/teardown reports with "
+            "user_properties: "
             f"{m['side'].get('with_user_properties', 0)}, with a record: "
             f"{m['side'].get('with_record', 0)}"
         )
