@@ -14,7 +14,6 @@ A probe that could not send all it planned is a probe failure, never a receiver.
 from __future__ import annotations
 
 import contextlib
-import functools
 import secrets
 import socket
 import time
@@ -33,18 +32,6 @@ BATCH = 16  # connections in flight at once: within every OS's listen(16) backlo
 
 class Receiver(Protocol):
     def do(self, req: dict[str, Any]) -> dict[str, Any]: ...
-
-
-def endpoint(address: str, port: int) -> tuple[str, int]:
-    """One spelling per endpoint: ::ffff:127.0.0.1 (an IPv6 receiver) is 127.0.0.1."""
-    return _spelling(address), int(port)
-
-
-@functools.lru_cache(maxsize=4096)
-def _spelling(address: str) -> str:
-    """A probe spells a few addresses thousands of times: ipaddress's str() is slow."""
-    ip = locality.parse(address)
-    return str(locality.unmapped(ip)) if ip is not None else address
 
 
 def loopback_index() -> int:
@@ -88,7 +75,7 @@ class Probe:
         self.arrived: set[tuple[str, int]] = set()  # (receiver, index): each counts once
         self.foreign: list[str] = []
         self.failure = ""
-        self.address = _spelling(target)
+        self.address = locality.endpoint(target, 0)[0]
         self.family = "inet6" if ":" in self.address else "inet"
         self.multicast = locality.is_multicast(target)
 
@@ -153,7 +140,7 @@ class Probe:
                     s.settimeout(TIMEOUT)
                     s.connect((self.address, self.port))
                     here = s.getsockname()
-                    self.clients[endpoint(here[0], here[1])] = index
+                    self.clients[locality.endpoint(here[0], here[1])] = index
                     s.sendall(self.payload(index))
                 except OSError as exc:
                     outcome, code, name = normalise(exc)
@@ -173,10 +160,14 @@ class Probe:
     def _collect(self, sent: int) -> None:
         """Poll every receiver until all that was sent arrived (or a short deadline passed)."""
         copies = len(self.receivers) if self.multicast else 1
+        # the cell's own connections may send nothing: their first bytes are not awaited
+        own = sorted(self.own)
         deadline = time.monotonic() + DELIVERY_WAIT
         while True:
             for name, where in self.receivers.items():
-                answer = where.do({"socket": name, "op": "drain", "wait": 0, "seen": True})
+                answer = where.do(
+                    {"socket": name, "op": "drain", "wait": 0, "seen": True, "own": own}
+                )
                 for host, port, data in answer.get("seen", ()):
                     self._check(name, host, port, bytes.fromhex(data))
             if sum(self.received.values()) >= sent * copies or time.monotonic() > deadline:
@@ -185,7 +176,7 @@ class Probe:
 
     def _check(self, receiver: str, host: str, port: int, data: bytes) -> None:
         """Count an arrival as the probe's only if its sender and nonce are the probe's."""
-        peer = endpoint(host, port)
+        peer = locality.endpoint(host, port)
         index = self.clients.get(peer)
         if (
             index is not None

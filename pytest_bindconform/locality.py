@@ -50,6 +50,18 @@ def unmapped(ip: IPAddress) -> IPAddress:
     return ip
 
 
+def endpoint(address: str, port: int) -> tuple[str, int]:
+    """One spelling per endpoint: ::ffff:127.0.0.1 (an IPv6 receiver) is 127.0.0.1."""
+    return _spelling(address), int(port)
+
+
+@lru_cache(maxsize=4096)
+def _spelling(address: str) -> str:
+    """A probe spells a few addresses thousands of times: ipaddress's str() is slow."""
+    ip = parse(address)
+    return str(unmapped(ip)) if ip is not None else address
+
+
 def is_multicast(address: str) -> bool:
     ip = parse(address)
     return ip is not None and unmapped(ip).is_multicast

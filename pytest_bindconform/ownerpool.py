@@ -5,7 +5,9 @@ size); a pooled helper costs one round trip per request. Per pytest process (an
 xdist worker is one) and owner kind there is one starter (platforms/: a zygote on
 POSIX) and as many helpers as cells use at once (one, in practice). A cell takes a
 helper (`Child`) and gives it back: the helper is reset, and proves it holds no
-socket, or it is killed and replaced. A killed helper (a cell's `kill` step) is
+socket, or it is killed and replaced. The reset's answer is read when the next cell
+takes the helper, or when a port proof needs the helper's sockets closed (settle()): a
+cell waits for one wake-up of its helper less. A killed helper (a cell's `kill` step) is
 forgotten; the next cell gets a fresh one. Everything is reaped at session end
 (plugin.py) or at exit.
 """
@@ -29,11 +31,23 @@ class Helper:
 
     def __init__(self, kind: str, process: Any):
         self.kind, self.process = kind, process
+        self.resetting = False  # a reset was sent and its answer not read yet
 
     def do(self, req: dict[str, Any]) -> dict[str, Any]:
+        if not self._write(req):
+            raise OwnerUnavailable(f"the {self.kind} child process died")
+        return self._answer()
+
+    def _write(self, req: dict[str, Any]) -> bool:
         try:
             self.process.wfile.write(json.dumps(req) + "\n")
             self.process.wfile.flush()
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _answer(self) -> dict[str, Any]:
+        try:
             line = self.process.rfile.readline()
         except (OSError, ValueError):
             line = ""
@@ -42,13 +56,25 @@ class Helper:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
-    def reset(self) -> bool:
-        """Close every socket it holds; True when it proves it holds none."""
+    def start_reset(self) -> bool:
+        """Ask it to close every socket it holds; the answer is read by finish_reset(), when
+        the next cell takes it or a proof needs its ports free (ownerpool.settle): the
+        cell does not wait for the helper to wake up twice."""
+        self.resetting = self._write({"op": "reset"})
+        return self.resetting
+
+    def finish_reset(self) -> bool:
+        """True when the reset it was sent proved it holds no socket."""
+        self.resetting = False
         try:
-            answer = self.do({"op": "reset"})
+            answer = self._answer()
         except OwnerUnavailable:
             return False
         return answer.get("outcome") == "ok" and answer.get("held") in (0, None)
+
+    def reset(self) -> bool:
+        """Close every socket it holds; True when it proves it holds none."""
+        return self.start_reset() and self.finish_reset()
 
 
 class Pool:
@@ -87,9 +113,13 @@ class Pool:
         if self.pid != os.getpid():  # a forked copy of this process: the helpers are not ours
             self.__init__()  # type: ignore[misc]
         idle = self.idle.setdefault(kind, [])
-        if idle:
+        helper = None
+        while idle and helper is None:
             helper = idle.pop()
-        else:
+            if helper.resetting and not helper.finish_reset():
+                self._replace(helper)
+                helper = None
+        if helper is None:
             starter = self._starter(kind)
             try:
                 helper = Helper(kind, starter.start())
@@ -106,15 +136,27 @@ class Pool:
         return helper
 
     def give_back(self, helper: Helper) -> None:
-        """Reset between cells; a helper that cannot prove it holds nothing is killed."""
+        """Reset between cells; a helper that cannot prove it holds nothing is killed
+        (when its answer is read: at the next take, or at settle())."""
         if helper not in self.busy:
             return
         self.busy.remove(helper)
-        if helper.reset():
+        if helper.start_reset():
             self.idle.setdefault(helper.kind, []).append(helper)
         else:
-            self.replaced += 1
-            helper.process.kill()
+            self._replace(helper)
+
+    def settle(self) -> None:
+        """Every reset sent has been answered: the helpers hold no socket of an earlier
+        cell (or are killed), so their ports are free for a proof."""
+        for idle in self.idle.values():
+            for helper in [h for h in idle if h.resetting and not h.finish_reset()]:
+                idle.remove(helper)
+                self._replace(helper)
+
+    def _replace(self, helper: Helper) -> None:
+        self.replaced += 1
+        helper.process.kill()
 
     def kill(self, helper: Helper) -> None:
         """A crash: the helper and its sockets die; it is never handed out again."""
@@ -160,6 +202,8 @@ class Child:
             self.helper = None
 
     def close(self) -> None:
+        """The cell is done with it: its sockets are closed before the helper serves
+        another cell, and before a proof that needs their ports (ownerpool.settle())."""
         if self.helper is not None:
             POOL.give_back(self.helper)
             self.helper = None
@@ -167,6 +211,10 @@ class Child:
 
 def prestart(kinds: Iterable[str]) -> None:
     POOL.prestart(kinds)
+
+
+def settle() -> None:
+    POOL.settle()
 
 
 def shutdown() -> None:

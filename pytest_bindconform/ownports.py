@@ -30,7 +30,7 @@ class OwnPorts:
     failed: dict[str, dict[str, Any]]
     steps: list[dict[str, Any]]
 
-    def send(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
+    def send(self, name: str, req: dict[str, Any]) -> dict[str, Any] | None:
         raise NotImplementedError  # probe._Run's
 
     @staticmethod
@@ -86,6 +86,7 @@ class OwnPorts:
                 "tries": REBINDS,
             },
         )
+        assert answer is not None  # the step made the socket first (probe._Run.settle)
         if answer["outcome"] == "ok":
             every = answer["came_back"] == answer["tries"]
             answer["outcome"] = "same" if every else "differ"

@@ -88,6 +88,7 @@ class _Run(OwnPorts):
         self.steps: list[dict[str, Any]] = []
         self.connections = False
         self.peers: set[tuple[str, int]] = set()  # local endpoints of the cell's connects
+        self.creating: dict[str, list[dict[str, Any]]] = {}  # sent with a socket's first call
 
     def holder(self, owner: str) -> Executor | Child:
         if owner == "self":
@@ -96,24 +97,52 @@ class _Run(OwnPorts):
             self.children[owner] = Child(owner)
         return self.children[owner]
 
-    def send(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
-        answer = self.where[name].do({"socket": name, **req})
-        self.steps.append(answer)
-        if answer["outcome"] != "ok":
-            self.failed.setdefault(name.split(".")[0], answer)
-        return answer
+    def send(self, name: str, req: dict[str, Any]) -> dict[str, Any] | None:
+        """One call on a socket, after the creation requests queued for it (one batch: one
+        round trip to a child owner). None when a queued request failed: the call was not
+        made (the caller records it as not run)."""
+        queued = self.creating.pop(name, [])
+        answers = self._exchange(name, [*queued, req])
+        return answers[-1] if len(answers) > len(queued) else None
+
+    def settle(self, name: str) -> bool:
+        """Make the socket now (a step without a call of its own); False if that failed."""
+        self._exchange(name, self.creating.pop(name, []))
+        return name.split(".")[0] not in self.failed
+
+    def _exchange(self, name: str, reqs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        answers: list[dict[str, Any]]
+        if len(reqs) > 1:
+            batch = [{"socket": name, **req} for req in reqs]
+            answers = self.where[name].do({"socket": name, "op": "batch", "requests": batch})[
+                "answers"
+            ]
+        else:
+            answers = [self.where[name].do({"socket": name, **req}) for req in reqs]
+        for answer in answers:
+            self.steps.append(answer)
+            if answer["outcome"] != "ok":
+                self.failed.setdefault(name.split(".")[0], answer)
+        return answers
+
+    def not_run(self, name: str, call: str) -> dict[str, Any]:
+        """A step on a socket an earlier call made unusable: its outcome is that call's."""
+        self.steps.append(record(name, call, NOT_RUN))
+        return self.failed.get(name.split(".")[0], self.steps[-1])
 
     def create(self, name: str) -> None:
+        """Queue the socket's creation and options: they go with its first call."""
         p = self.planned[name]
         self.where[name] = self.holder(p.owner)
         if name in self.factories:
             return  # the factory makes, configures and binds it at 'bind'
-        if self.send(name, {"op": "socket", "family": p.family, "type": p.type})["outcome"] != "ok":
-            return
-        for req in self.option_requests(p):
-            call = f"setsockopt {req['option']}"
-            if self.send(name, {"op": "setsockopt", "call": call, **req})["outcome"] != "ok":
-                return
+        self.creating[name] = [
+            {"op": "socket", "family": p.family, "type": p.type},
+            *(
+                {"op": "setsockopt", "call": f"setsockopt {req['option']}", **req}
+                for req in self.option_requests(p)
+            ),
+        ]
 
     def target(self, step: Step) -> str:
         """Where 'connect X TARGET' goes: another socket's address, or an address role."""
@@ -136,13 +165,12 @@ class _Run(OwnPorts):
                 return self.steps[-1]
             self.create(name)
         if base in self.failed or name not in self.where:
-            self.steps.append(
-                {"socket": name, "call": step.call, "outcome": NOT_RUN, "errno": 0, "error": ""}
-            )
-            return self.failed.get(base, self.steps[-1])
+            return self.not_run(name, step.call)
         call = step.call
         if call == "bind" and name in self.factories:
             return self.made(name)
+        if call in ("kill", "rebind") and not self.settle(name):
+            return self.not_run(name, call)
         if call == "kill":
             return self.kill(name)
         if call == "join":
@@ -152,6 +180,7 @@ class _Run(OwnPorts):
         if call == "bind":
             port = self.bind_port(name)
             if port is None:  # plan order made sure the other bind ran: it failed
+                self.settle(name)
                 other = self.planned[name].port.removeprefix("same-as ")
                 self.steps.append(record(name, "bind", NOT_RUN, 0, f"{other} bound no port"))
                 self.failed.setdefault(name, self.failed.get(other, self.steps[-1]))
@@ -168,6 +197,7 @@ class _Run(OwnPorts):
             address = self.target(step)
             why = locality.not_local(address)
             if why:  # plan() proved every target local; never send if that ever slips
+                self.settle(name)
                 self.steps.append(record(name, f"connect {address}", NOT_RUN, 0, why))
                 return self.steps[-1]
             req = {
@@ -181,14 +211,23 @@ class _Run(OwnPorts):
         elif call == "setsockopt":
             spec = SocketSpec(name, "inet", "stream", None, (step.argument,), "wildcard")
             answer: dict[str, Any] = {"outcome": "ok"}
-            for option in resolve_options(spec, self.profile, self.host):
-                answer = self.send(
+            options = resolve_options(spec, self.profile, self.host)
+            if not options and not self.settle(name):
+                return self.not_run(name, call)
+            for option in options:
+                sent = self.send(
                     name, {"op": "setsockopt", "option": option, "call": f"setsockopt {option}"}
                 )
+                if sent is None:
+                    return self.not_run(name, call)
+                answer = sent
             return answer
         else:  # listen, send, recv, shutdown, close
             req = {"op": call}
-        answer = self.send(name, req)
+        sent = self.send(name, req)
+        if sent is None:
+            return self.not_run(name, call)
+        answer = sent
         if call == "bind" and self.planned[name].port:  # a socket's own port: in the record
             answer["port"] = req["port"]
         if answer["outcome"] == "ok":
@@ -204,7 +243,7 @@ class _Run(OwnPorts):
                 self._own_peer(answer.get("peer"))
             elif call == "connect":
                 here = self.where[name].do({"socket": name, "op": "sockname"})
-                self.peers.add(delivery.endpoint(here["address"], here["port"]))
+                self.peers.add(locality.endpoint(here["address"], here["port"]))
             elif call == "close":
                 del self.where[name]
                 if name in self.states:
@@ -213,7 +252,7 @@ class _Run(OwnPorts):
 
     def _own_peer(self, peer: list[Any] | None) -> None:
         """An accepted connection must come from one of the cell's own connects."""
-        if peer and delivery.endpoint(peer[0], peer[1]) not in self.peers:
+        if peer and locality.endpoint(peer[0], peer[1]) not in self.peers:
             raise Interference(
                 f"the listener accepted a connection from {peer[0]} port {peer[1]}, which is "
                 "none of this cell's sockets: another process connected to the cell's port"

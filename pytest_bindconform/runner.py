@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import goals, probe
+from . import goals, ownerpool, probe
 from .candidates import FactoryProblem
 from .host import Host
 from .model import Cell, Profile, Suite
@@ -334,17 +334,14 @@ def _observe(
                 factories=factories,
                 privileged=low,
             )
+            if children and (factories or suspect_after(observation, connects)):
+                ownerpool.settle()  # child owners closed the cell's sockets (a factory's too)
             why = _first_bind_conflict(observation, port, ctx.host) or _own_port_conflict(
                 observation, planned, low, proven
             )
             if why:
                 raise Interference(why)
-            suspect = (
-                connects
-                or observation.delivery is not None
-                or any(step["outcome"] in CONFLICTS for step in observation.steps)
-            )
-            if suspect and not connects:
+            if suspect_after(observation, connects):
                 for each in proved + ephemeral(observation, planned):
                     ctx.ports.prove(each, kinds, "after the cell closed its sockets")
         except Interference as exc:
@@ -366,6 +363,16 @@ def _observe(
         "process while this cell ran there, or its traffic reached the cell, so the outcome "
         f"may be that process's doing; no verdict is given ({'; '.join(seen)})."
         " Stop it, or choose a quieter range with --bindconform-ports"
+    )
+
+
+def suspect_after(observation: probe.Observation, connects: bool) -> bool:
+    """A later conflict or a delivery is trusted only if the port is proven free again
+    once the cell closed its sockets (ports.py); a cell that connects cannot be (its
+    TIME_WAIT entries), its peers are checked instead."""
+    return not connects and (
+        observation.delivery is not None
+        or any(step["outcome"] in CONFLICTS for step in observation.steps)
     )
 
 

@@ -17,7 +17,7 @@ from . import models, owner, platforms
 from .model import Step
 from .models.base import OS_OPTIONS, UNKNOWN, V6ONLY_DEFAULT, ModelSocket
 from .models.cells import Port, model_host
-from .ops import record
+from .ops import batch, record
 
 NO_CLAIM = "simulated: the {os} model makes no claim"
 
@@ -80,6 +80,8 @@ class SimExecutor:
 
     # the record format of ops.Executor
     def do(self, req: dict[str, Any]) -> dict[str, Any]:
+        if req["op"] == "batch":
+            return batch(self.do, req)
         name, op = req["socket"], req["op"]
         call = req.get("call", op)
         answer = getattr(self, f"_{op}")(name, req)

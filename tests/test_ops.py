@@ -46,6 +46,47 @@ def test_connect_to_nothing_is_refused_with_its_raw_error() -> None:
         ex.close_all()
 
 
+def test_a_batch_stops_at_the_first_failure() -> None:
+    ex = Executor()
+    try:
+        answer = ex.do(
+            {
+                "op": "batch",
+                "requests": [
+                    {"socket": "a", "op": "socket", "family": "inet", "type": "stream"},
+                    {"socket": "a", "op": "setsockopt", "option": "IPV6_V6ONLY", "value": 1},
+                    {"socket": "a", "op": "bind", "address": "127.0.0.1", "port": 0},
+                ],
+            }
+        )
+        outcomes = [(a["call"], a["outcome"] == "ok") for a in answer["answers"]]
+        assert outcomes == [("socket", True), ("setsockopt", False)]  # IPv6 option, IPv4 socket
+    finally:
+        ex.close_all()
+
+
+def test_a_drain_does_not_wait_for_bytes_from_the_cells_own_connection() -> None:
+    """The cell's own connect may send nothing: its connection is counted without waiting
+    `read` seconds for first bytes (a stranger's is still waited for)."""
+    ex = Executor()
+    try:
+        ex.do({"socket": "l", "op": "socket", "family": "inet", "type": "stream"})
+        ex.do({"socket": "l", "op": "bind", "address": "127.0.0.1", "port": 0})
+        ex.do({"socket": "l", "op": "listen"})
+        port = ex.socks["l"].getsockname()[1]
+        ex.do({"socket": "c", "op": "socket", "family": "inet", "type": "stream"})
+        ex.do({"socket": "c", "op": "connect", "address": "127.0.0.1", "port": port})
+        own = [list(ex.socks["c"].getsockname())]
+        start = time.monotonic()
+        answer = ex.do(
+            {"socket": "l", "op": "drain", "wait": 0.5, "seen": True, "read": 30, "own": own}
+        )
+        assert time.monotonic() - start < 10, "it waited for bytes its own client never sends"
+        assert answer["count"] == 1 and answer["seen"] == [[*own[0], ""]]
+    finally:
+        ex.close_all()
+
+
 def test_empty_netsh_output_means_no_ranges() -> None:
     """Real netsh outputs are in tests/test_platforms.py (recorded fixtures)."""
     assert parse_excluded_ranges("") == []

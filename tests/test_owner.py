@@ -61,7 +61,8 @@ def test_one_helper_serves_many_cells_and_is_reset_in_between(pool, kind) -> Non
     pid = first.helper.process.pid
     port = listening(first)
     assert not refused(port)
-    first.close()  # the cell ends: reset
+    first.close()  # the cell ends: the reset is sent, its answer read by settle() or take()
+    ownerpool.settle()
     assert refused(port), "the reset left the helper's listener open"
     for _ in range(5):
         child = ownerpool.Child(kind)
@@ -75,8 +76,12 @@ def test_one_helper_serves_many_cells_and_is_reset_in_between(pool, kind) -> Non
 
 
 @posix_root
-def test_a_helper_holding_a_socket_it_was_not_asked_for_is_replaced(pool, tmp_path) -> None:
-    """A server factory that leaks a socket: the reset finds it, the helper dies with it."""
+@pytest.mark.parametrize("found_by", ["next take", "settle"])
+def test_a_helper_holding_a_socket_it_was_not_asked_for_is_replaced(
+    pool, tmp_path, found_by
+) -> None:
+    """A server factory that leaks a socket: the reset finds it, the helper dies with it,
+    whether the answer is read by the next cell's take or by a proof's settle()."""
     (tmp_path / "leaky_factory.py").write_text(
         textwrap.dedent(
             """\
@@ -113,9 +118,12 @@ def test_a_helper_holding_a_socket_it_was_not_asked_for_is_replaced(pool, tmp_pa
         child.close()
     finally:
         sys.path.remove(str(tmp_path))
+    if found_by == "settle":
+        ownerpool.settle()
+        assert pool.replaced == 1 and not alive(pid)
+    again = ownerpool.Child("process")  # reads the reset's answer before handing it out
     assert pool.replaced == 1
     assert not alive(pid), "the helper with a leaked socket was handed back"
-    again = ownerpool.Child("process")
     assert again.helper.process.pid != pid
     assert again.do({"op": "reset", "socket": "-"})["held"] == 0
     again.close()
@@ -300,3 +308,4 @@ def test_windows_spawned_helpers_speak_the_same_protocol(monkeypatch) -> None:
     monkeypatch.delenv(windows.USER_ENV, raising=False)
     with pytest.raises(PermissionError, match=windows.USER_ENV):
         windows.owner_starter("other-user")
+

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pytest_bindconform import probe
+from pytest_bindconform import ownerpool, ownports, probe
 from pytest_bindconform.cases import load_suite
 from pytest_bindconform.host import fingerprint, os_family
 from pytest_bindconform.model import Cell
@@ -54,6 +54,7 @@ def observe(cell: Cell) -> probe.Observation:
     planned = probe.plan(cell, None, HOST)
     port = next(p for p in PORTS if is_free(p, HOST))
     observation = probe.run(cell, planned, port, HOST)
+    ownerpool.settle()  # child owners close a cell's sockets by the time anyone needs them
     assert is_free(port, HOST), "the probe left something bound on the port"
     return observation
 
@@ -118,6 +119,40 @@ def test_a_step_after_a_failed_call_is_not_run(tmp_path: Path) -> None:
     )
     assert steps_of(observation)[-1] == ("b", "listen", probe.NOT_RUN, "")
     assert observation.outcome == "INUSE"  # the last step is under test: the bind's outcome
+
+
+def test_a_socket_is_made_with_its_first_call_in_one_round_trip(tmp_path, monkeypatch) -> None:
+    """Creation and options travel with the socket's first call (one batch), recorded as
+    separate steps exactly as if each had been sent alone."""
+    sent: list[str] = []
+    real = ownerpool.Helper.do
+
+    def counting(self: ownerpool.Helper, req: dict[str, Any]) -> dict[str, Any]:
+        sent.append(req["op"])
+        return real(self, req)
+
+    monkeypatch.setattr(ownerpool.Helper, "do", counting)
+    sockets = "{a: {owner: process, options: [SO_REUSEADDR], address: specific}}"
+    observation = observe(cell_of(tmp_path, sockets, "bind a, listen a"))
+    assert sent == ["batch", "listen"]  # the reset is answered later (ownerpool.settle)
+    assert steps_of(observation) == [
+        ("a", "socket", "ok", ""),
+        ("a", "setsockopt SO_REUSEADDR", "ok", ""),
+        ("a", "bind", "ok", ""),
+        ("a", "listen", "ok", ""),
+    ]
+
+
+def test_a_socket_that_cannot_be_made_leaves_its_first_call_not_run(tmp_path, monkeypatch):
+    """The batch stops at the failing option: the bind it carried is not run, and the
+    cell's outcome is the option's."""
+    failing = [{"option": "IPV6_V6ONLY", "value": 1}]  # refused on an IPv4 socket
+    monkeypatch.setattr(ownports.OwnPorts, "option_requests", staticmethod(lambda p: failing))
+    observation = observe(cell_of(tmp_path, "{a: {address: specific}}", "bind a, listen a"))
+    setsockopt, bind, listen = steps_of(observation)[1:]
+    assert setsockopt[:2] == ("a", "setsockopt IPV6_V6ONLY") and setsockopt[2] != "ok"
+    assert (bind, listen) == (("a", "bind", probe.NOT_RUN, ""), ("a", "listen", probe.NOT_RUN, ""))
+    assert observation.outcome == setsockopt[2]
 
 
 # -- normalisation of real errors ------------------------------------------------------
