@@ -45,6 +45,7 @@ from .items import (
     _display,
     _name_problem,
 )
+from .model import Cell
 from .recorder import Recorder
 from .report import answers, distribution
 
@@ -352,19 +353,24 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if any(isinstance(item, CellItem) for item in session.items):
         gc.freeze()
         session.config.stash[FROZEN] = True
-    _prestart_owners(session)
 
 
-def _prestart_owners(session: pytest.Session) -> None:
-    """Start the socket-owner helpers' starters now, while pytest reports collection, in
-    the process that will run the cells (not an xdist controller, not a simulated run)."""
-    config = session.config
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """The first cell that holds a socket in another process starts that owner's starter
+    while collection goes on: a zygote takes half a second to be ready (a cell
+    deselected later may have started one for nothing; it is reaped at session end)."""
+    if isinstance(item, CellItem) and any(spec.owner != "self" for spec in item.cell.sockets):
+        _prestart_owners(item.config, item.cell)
+
+
+def _prestart_owners(config: pytest.Config, cell: Cell) -> None:
+    """In the process that will run the cells: not an xdist controller, not a simulated
+    run, not --collect-only (ownerpool.prestart starts each kind once)."""
     controller = config.getoption("dist", "no") != "no" and not hasattr(config, "workerinput")
-    if controller or config.option.collectonly or config.stash[run_state.STATE].host.simulated:
-        return
     state = config.stash[run_state.STATE]
-    cells = (item.cell for item in session.items if isinstance(item, CellItem))
-    owners = {spec.owner for cell in cells for spec in cell.sockets}
+    if controller or config.option.collectonly or state.host.simulated:
+        return
+    owners = {spec.owner for spec in cell.sockets}
     if "unprivileged" in owners:  # resolved per host: this process, or other-user when root
         owners.add(plan.unprivileged_owner(state.host))
     ownerpool.prestart(owners - {"self", "unprivileged"})

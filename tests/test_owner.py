@@ -309,3 +309,47 @@ def test_windows_spawned_helpers_speak_the_same_protocol(monkeypatch) -> None:
     with pytest.raises(PermissionError, match=windows.USER_ENV):
         windows.owner_starter("other-user")
 
+
+STARTED_AT_COLLECTION = """
+import json, os
+from pytest_bindconform import ownerpool
+
+def pytest_collection_modifyitems(session, config, items):  # before collection_finish
+    if items:  # a process that runs cells (an xdist controller collects none)
+        path = os.path.join(os.environ["SEEN_DIR"], f"{os.getpid()}.json")
+        with open(path, "w") as fh:
+            json.dump(sorted(ownerpool.POOL.starters), fh)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX zygotes; Windows spawns helpers")
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_an_owner_starter_is_started_while_cells_are_still_collected(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """The zygote needs about half a second: it starts when the first cell that needs it
+    is collected, not when the first such cell runs (every process that runs cells)."""
+    from pytest_bindconform.host import os_family
+    from pytest_bindconform.oracles import DEFAULT_GATES
+
+    os_name, gate = os_family(), DEFAULT_GATES[os_family()]
+    pytester.makepyfile(seen_plugin=STARTED_AT_COLLECTION)
+    monkeypatch.setenv("SEEN_DIR", str(pytester.path))
+    cells = "".join(
+        f"  - id: c{i}\n    sockets: {{a: {{address: specific, owner: process}}}}\n"
+        f"    steps: [bind a]\n    expect: {{{gate}: ok}}\n"
+        for i in range(4)
+    )
+    pytester.makefile(
+        ".bind.yaml",
+        owners=f"format: 1\nid: owners\ntitle: owners\nreferences: []\noracles:\n"
+        f"  {gate}: {{kind: measured, source: here, applies: {{os: {os_name}}}}}\n"
+        f"cases:\n{cells}",
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "seen_plugin", "-n", workers, "-q",
+        "--bindconform-ports=15500-15599",
+    )  # fmt: skip
+    result.assert_outcomes(passed=4)
+    seen = [json.loads(p.read_text()) for p in pytester.path.glob("*.json")]
+    assert seen and all(starters == ["process"] for starters in seen), seen
