@@ -101,7 +101,9 @@ def _main(argv: Sequence[str] | None = None) -> None:
 
         ids = tuple(int(x) for x in args.ids.split(":")) if args.ids else None
         _posix.run_zygote(args.zygote, ids, serve, _prepare)  # type: ignore[arg-type]
-        return
+        # its helpers are reaped and it has nothing to flush: finalizing every module it
+        # preloaded would only make the end of the run wait for it
+        os._exit(0)
     if args.control:
         rfile, wfile = _control.connect(args.control, os.environ.get(_control.TOKEN_ENV, ""))
     else:
