@@ -48,31 +48,36 @@ class RunState:
         return CaseFileError([CaseError(suite.path, *suite.id_position, message)])
 
 
-_MARKERS: dict[tuple[str, str | None, tuple[SocketSpec, ...]], list[str]] = {}
+_MARKERS: dict[tuple[Any, ...], list[str]] = {}
 
 
 def markers(cell: Cell, suite: Suite, host: Host) -> list[str]:
     """Marker names for -m: families, types, roles, the concrete options on this host, and
     other_user for cells with a socket owned by another user.
 
-    Thousands of cells share a few socket shapes, so each shape is worked out once
-    (the host is the same for the whole process)."""
+    Thousands of cells share a few kinds of socket, so each kind is worked out once per
+    suite and profile (the host is the same for the whole process)."""
+    names: list[str] = []
+    for spec in cell.sockets:
+        key = (suite.id, cell.profile, spec.family, spec.type, spec.options, spec.owner)
+        if key not in _MARKERS:
+            _MARKERS[key] = _spec_markers(spec, suite, cell.profile, host)
+        names += _MARKERS[key]
+    return list(dict.fromkeys(names))
+
+
+def _spec_markers(spec: SocketSpec, suite: Suite, profile: str | None, host: Host) -> list[str]:
     from .probe import resolve_options
 
-    key = (suite.id, cell.profile, cell.sockets)
-    if key not in _MARKERS:
-        profile = suite.profiles.get(cell.profile) if cell.profile else None
-        names: list[str] = []
-        for spec in cell.sockets:
-            names += [spec.family, spec.type]
-            names += [o for o in spec.options if o in ROLES and o != "default"]
-            names += [o.lower() for o in resolve_options(spec, profile, host)]
-            if spec.owner in ("other-user", "unprivileged"):
-                # needs root/a second account: CI's privileged pass (an 'unprivileged'
-                # socket is another user's there, and this process's in an unprivileged run)
-                names.append("other_user")
-        _MARKERS[key] = list(dict.fromkeys(names))
-    return _MARKERS[key]
+    options = resolve_options(spec, suite.profiles.get(profile) if profile else None, host)
+    names = [spec.family, spec.type]
+    names += [o for o in spec.options if o in ROLES and o != "default"]
+    names += [o.lower() for o in options]
+    if spec.owner in ("other-user", "unprivileged"):
+        # needs root/a second account: CI's privileged pass (an 'unprivileged' socket is
+        # another user's there, and this process's in an unprivileged run)
+        names.append("other_user")
+    return names
 
 
 def explain(record: dict[str, Any]) -> str:
