@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import owner, platforms
@@ -172,16 +171,10 @@ class Pool:
         for helper in [*self.busy, *(h for hs in self.idle.values() for h in hs)]:
             with contextlib.suppress(OSError):
                 helper.process.close()
-        starters = list(self.starters.values())
-        if starters:  # each waits for its process to exit: wait for all at once
-            with ThreadPoolExecutor(len(starters)) as closing:
-                list(closing.map(_close, starters))
+        for starter in self.starters.values():
+            with contextlib.suppress(OSError):
+                starter.close()
         self.__init__()  # type: ignore[misc]
-
-
-def _close(starter: Any) -> None:
-    with contextlib.suppress(OSError):
-        starter.close()
 
 
 POOL = Pool()

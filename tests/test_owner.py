@@ -353,3 +353,25 @@ def test_an_owner_starter_is_started_while_cells_are_still_collected(
     result.assert_outcomes(passed=4)
     seen = [json.loads(p.read_text()) for p in pytester.path.glob("*.json")]
     assert seen and all(starters == ["process"] for starters in seen), seen
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX zygotes; Windows spawns helpers")
+def test_a_process_that_never_shuts_the_pool_down_still_reaps_it_at_exit(monkeypatch) -> None:
+    """The engine used without pytest (a script, the benchmarks): the pool's atexit hook
+    closes helpers and zygotes cleanly, with nothing printed about it."""
+    import subprocess
+
+    tag = uuid.uuid4().hex
+    script = (
+        "from pytest_bindconform import ownerpool\n"
+        "child = ownerpool.Child('process')\n"
+        "child.do({'socket': 'a', 'op': 'socket', 'family': 'inet', 'type': 'stream'})\n"
+        "child.close()\n"
+        "print('done')\n"
+    )
+    env = {**os.environ, "BINDCONFORM_TEST_TAG": tag}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (out.returncode, out.stdout, out.stderr) == (0, "done\n", "")
+    assert not leftovers(tag), "a helper or zygote outlived the process"
