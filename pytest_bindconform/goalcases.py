@@ -1,16 +1,20 @@
 """Goal suites as written: the suite-level `goal:` block and its situations, checked
-with file:line:column errors through the case loader's builder (cases._Builder)."""
+with file:line:column errors through the case loader's builder (cases.Builder)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .candidates import standard
+from .caseparts import SOCKET_DEFAULTS, socket_spec, suggest
 from .goals import GOAL_ONLY, SOCKET_GOAL_ONLY, TRANSPORT_TYPE, Goal, Need, Situation, expand
 from .model import Cell, Suite
 
+if TYPE_CHECKING:
+    from .cases import Builder
 
-def reject_goal_keys(builder: Any, case: dict[str, Any], path: tuple[Any, ...]) -> None:
+
+def reject_goal_keys(builder: Builder, case: dict[str, Any], path: tuple[Any, ...]) -> None:
     """In an ordinary suite, goal-only keys are mistakes, and 'expect' is required."""
     for key in GOAL_ONLY:
         if key in case:
@@ -33,7 +37,7 @@ def reject_goal_keys(builder: Any, case: dict[str, Any], path: tuple[Any, ...]) 
         )
 
 
-def build(builder: Any, data: dict[str, Any], suite: Suite) -> list[Cell]:
+def build(builder: Builder, data: dict[str, Any], suite: Suite) -> list[Cell]:
     block = data["goal"]
     wanted = block.get("candidates", {})
     goal = Goal(
@@ -59,9 +63,8 @@ def build(builder: Any, data: dict[str, Any], suite: Suite) -> list[Cell]:
 
 
 def _situation(
-    builder: Any, case: dict[str, Any], path: tuple[Any, ...], goal: Goal
+    builder: Builder, case: dict[str, Any], path: tuple[Any, ...], goal: Goal
 ) -> Situation | None:
-    from .cases import SOCKET_DEFAULTS, _spec
 
     ok = True
     if "need" not in case:
@@ -115,7 +118,9 @@ def _situation(
         if fields.get("rival"):
             rivals.append(sname)
         merged = {**SOCKET_DEFAULTS, "type": TRANSPORT_TYPE[goal.transport], **fields}
-        specs.append(_spec(sname, {k: v for k, v in merged.items() if k not in SOCKET_GOAL_ONLY}))
+        specs.append(
+            socket_spec(sname, {k: v for k, v in merged.items() if k not in SOCKET_GOAL_ONLY})
+        )
     if not mine:
         builder.error(
             (*path, "sockets"), "a situation needs 'my' socket: mark one 'candidate: true'"
@@ -132,12 +137,10 @@ def _situation(
     for key in ("else_silent", "receive", "receive_all"):
         for j, who in enumerate(need_data.get(key, [])):
             if who not in names:
-                from .cases import _suggest
-
                 builder.error(
                     (*path, "need", key, j),
                     f"need.{key}: {who!r} is not a socket "
-                    "of this case; " + _suggest(who, sorted(names)),
+                    "of this case; " + suggest(who, sorted(names)),
                 )
                 ok = False
     if need_data.get("else_silent") and need_data["outcome"] != "fail":

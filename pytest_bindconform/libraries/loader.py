@@ -1,6 +1,6 @@
 """Read the library profiles (YAML) into frozen records, with file:line errors.
 
-The YAML loader and the schema-error wording are the case files' own (yamlsrc, cases), so
+The YAML loader and the schema-error wording are the case files' own (yamlsrc, caseschema), so
 a profile author meets the same messages as a case author.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonschema
 
-from ..cases import _describe, _leaf_errors
+from ..caseschema import _describe, _leaf_errors
 from ..yamlsrc import CaseError, CaseFileError, Located, Path, load
 
 DATA = "data"
