@@ -262,7 +262,8 @@ def measure(sources: dict[str, Path], tmp: Path, args: argparse.Namespace) -> di
         for label, src in sources.items():
             one = plans[label][1]["one"]
             _, _, out = run([sys.executable, "-c", ENGINE, str(one)], ROOT, env_for(src))
-            engine[label].append(json.loads(out.strip().splitlines()[-1]))
+            figures_line = [ln for ln in out.splitlines() if ln.startswith('{"times"')][-1]
+            engine[label].append(json.loads(figures_line))  # stderr is mixed in: skip it
     figures: dict[str, Any] = {}
     for label, src in sources.items():
         print(f"\n== {label or 'figures'}: {src}; {args.runs} interleaved rounds, medians")
