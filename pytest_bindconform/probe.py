@@ -180,7 +180,8 @@ class _Run(OwnPorts):
         if call == "bind":
             port = self.bind_port(name)
             if port is None:  # plan order made sure the other bind ran: it failed
-                self.settle(name)
+                if not self.settle(name):
+                    return self.not_run(name, call)
                 other = self.planned[name].port.removeprefix("same-as ")
                 self.steps.append(record(name, "bind", NOT_RUN, 0, f"{other} bound no port"))
                 self.failed.setdefault(name, self.failed.get(other, self.steps[-1]))
@@ -197,7 +198,8 @@ class _Run(OwnPorts):
             address = self.target(step)
             why = locality.not_local(address)
             if why:  # plan() proved every target local; never send if that ever slips
-                self.settle(name)
+                if not self.settle(name):
+                    return self.not_run(name, call)
                 self.steps.append(record(name, f"connect {address}", NOT_RUN, 0, why))
                 return self.steps[-1]
             req = {
