@@ -334,14 +334,15 @@ def _observe(
                 factories=factories,
                 privileged=low,
             )
-            if children and (factories or suspect_after(observation, connects)):
+            suspect = suspect_after(observation, connects)
+            if children and (factories or suspect):
                 ownerpool.settle()  # child owners closed the cell's sockets (a factory's too)
             why = _first_bind_conflict(observation, port, ctx.host) or _own_port_conflict(
                 observation, planned, low, proven
             )
             if why:
                 raise Interference(why)
-            if suspect_after(observation, connects):
+            if suspect:
                 for each in proved + ephemeral(observation, planned):
                     ctx.ports.prove(each, kinds, "after the cell closed its sockets")
         except Interference as exc:
