@@ -137,21 +137,11 @@ def _plain_parents(parent: Any, item: Any) -> bool:
 
 
 def _quiet_report(item: Any, when: str) -> pytest.TestReport:
-    """A phase with nothing in it: passed, no output, no time (what pytest reports for a
-    setup or teardown of an item without fixtures, which a cell is)."""
-    now = time.time()
-    return pytest.TestReport(
-        getattr(item, "id", item.nodeid),  # pytest 9: the structured id --junitxml keys by
-        item.location,
-        _keywords(item),
-        "passed",
-        None,
-        when,  # type: ignore[arg-type]
-        [],
-        0.0,
-        now,
-        now,
-        item.user_properties,
+    """A cell's setup or teardown: nothing in it (relay.quiet_report)."""
+    keywords = _keywords(item)
+    nodeid = getattr(item, "id", item.nodeid)
+    return relay_.quiet_report(
+        nodeid, item.location, keywords, when, time.time(), item.user_properties
     )
 
 

@@ -87,7 +87,9 @@ class Unfolder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Any:
         carried = report.__dict__.pop(CARRIED, None)
         for data in decode(carried) if carried else ():
-            earlier = self.hook.pytest_report_from_serializable(config=self.config, data=data)
+            earlier = self.hook.pytest_report_from_serializable(
+                config=self.config, data=_tuples(data)
+            )
             for name in FROM_WORKER:
                 if name in report.__dict__:
                     earlier.__dict__[name] = report.__dict__[name]
@@ -103,23 +105,56 @@ class Unfolder:
         return result
 
 
+def _tuples(data: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no tuples, and pytest's serialised report does (execnet keeps them): a
+    skip's longrepr (path, line, reason) and the location above all, which --junitxml
+    asserts are tuples."""
+    for key in ("longrepr", "location"):
+        if isinstance(data.get(key), list):
+            data[key] = tuple(data[key])
+    for key in ("user_properties", "sections"):
+        if isinstance(data.get(key), list):
+            data[key] = [tuple(pair) for pair in data[key]]
+    return data
+
+
 def _phase_of(call: pytest.TestReport, when: str) -> pytest.TestReport:
     """The quiet setup or teardown report of a relayed cell, made from its call report."""
-    start = call.start if when == "setup" else call.stop
-    made = pytest.TestReport(
-        getattr(call, "id", call.nodeid),  # pytest 9: the structured id --junitxml keys by
+    made = quiet_report(
+        getattr(call, "id", call.nodeid),
         call.location,
         dict(call.keywords),
-        "passed",
-        None,
-        when,  # type: ignore[arg-type]
-        [],
-        0.0,
-        start,
-        start,
+        when,
+        call.start if when == "setup" else call.stop,
         list(call.user_properties),
     )
     for name in (*FROM_WORKER, "item_index"):
         if name in call.__dict__:
             made.__dict__[name] = call.__dict__[name]
     return made
+
+
+def quiet_report(
+    nodeid: str,
+    location: Any,
+    keywords: dict[str, Any],
+    when: str,
+    at: float,
+    user_properties: list[tuple[str, object]],
+) -> pytest.TestReport:
+    """A phase with nothing in it: passed, no output, no time (what pytest reports for the
+    setup or teardown of an item without fixtures, which a cell is). `nodeid` is the
+    item's own id: pytest 9's structured one is what --junitxml keys by."""
+    return pytest.TestReport(
+        nodeid,
+        location,
+        keywords,
+        "passed",
+        None,
+        when,  # type: ignore[arg-type]
+        [],
+        0.0,
+        at,
+        at,
+        user_properties,
+    )

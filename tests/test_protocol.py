@@ -132,6 +132,26 @@ def test_each_cell_gives_the_five_events_of_pytests_protocol(
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_skipped_cell_held_back_on_a_worker_reports_as_a_skip(
+    pytester: pytest.Pytester, workers: str
+) -> None:
+    """A skip's report crosses from a worker inside a bundle (JSON, which has no tuples):
+    --junitxml and -rs still get its (path, line, reason), as from pytest's own protocol."""
+    skips = fail_and_skip().split("  - id: lacks-an-option")[1]
+    text = suite(MANY).replace("cases:\n", "cases:\n  - id: lacks-an-option" + skips, 1)
+    text = text.replace(fail_and_skip(), "")
+    pytester.makefile(".bind.yaml", protocol=text)
+    pytester.makepyfile(events=EVENTS_PLUGIN)
+    result, _ = run(pytester, "-n", workers, "--junitxml=junit.xml", "-rs")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(["SKIPPED *protocol.bind.yaml:*", "*passed, 1 skipped*"])
+    cases = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
+    (skipped,) = [c for c in cases if c.get("name") == "lacks-an-option"]
+    (element,) = skipped.iter("skipped")
+    assert element.get("message"), "the skip's reason is missing"
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
 def test_a_failure_stops_a_dash_x_run_at_once(pytester: pytest.Pytester, workers: str) -> None:
     """The failing cell comes first; its report is never held back in a bundle."""
     text = suite(MANY).replace("cases:\n", "cases:\n" + _first_failure(), 1)
