@@ -100,7 +100,10 @@ def _main(argv: Sequence[str] | None = None) -> None:
         from .platforms import _posix
 
         ids = tuple(int(x) for x in args.ids.split(":")) if args.ids else None
-        _posix.run_zygote(args.zygote, ids, serve, _prepare)  # type: ignore[arg-type]
+        # a run that ends while the zygote still starts (every cell deselected) hangs up
+        # with the zygote's "ok" unread: the reset only says the parent is gone
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            _posix.run_zygote(args.zygote, ids, serve, _prepare)  # type: ignore[arg-type]
         # its helpers are reaped and it has nothing to flush: finalizing every module it
         # preloaded would only make the end of the run wait for it
         os._exit(0)

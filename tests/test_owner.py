@@ -10,6 +10,7 @@ import pwd
 import socket
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -353,6 +354,27 @@ def test_an_owner_starter_is_started_while_cells_are_still_collected(
     result.assert_outcomes(passed=4)
     seen = [json.loads(p.read_text()) for p in pytester.path.glob("*.json")]
     assert seen and all(starters == ["process"] for starters in seen), seen
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX zygotes; Windows spawns helpers")
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_run_that_ends_while_its_zygote_starts_ends_quietly(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """Every cell deselected: the run hangs up on a zygote that is still importing. The
+    zygote exits without a traceback on the user's terminal, and leaves nothing behind."""
+    pytester.makefile(".bind.yaml", pooled=CASES)
+    tag = uuid.uuid4().hex
+    monkeypatch.setenv("BINDCONFORM_TEST_TAG", tag)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", workers, "-q", "-k", "no_cell_is_named_this"
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED, result.stdout.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str(), result.stderr.str()
+    deadline = time.monotonic() + 10
+    while leftovers(tag) and time.monotonic() < deadline:  # the zygote may still be exiting
+        time.sleep(0.05)
+    assert not leftovers(tag)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX zygotes; Windows spawns helpers")
