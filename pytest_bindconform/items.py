@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from . import cases, goals, library, oracles, runner, simulate, slow, suitecache
+from . import cases, gcpolicy, goals, library, oracles, runner, simulate, slow, suitecache
 from . import state as run_state
 from .model import Cell, Suite
 from .report import answers
@@ -20,7 +20,6 @@ from .yamlsrc import CaseError, CaseFileError
 
 RECORD_ATTR = "bindconform"  # the record, on a cell's call report
 CANDIDATES = pytest.StashKey["answers.RunCandidates"]()
-FROZEN = pytest.StashKey[bool]()  # this process froze the run's objects out of the GC
 
 
 def _display(config: pytest.Config, path: Path) -> str:
@@ -151,6 +150,8 @@ class CellItem(pytest.Item):
             record = slow.label(record)
             self.add_report_section("call", "bindconform", slow.answer(record))
         self.bindconform_record = record
+        if hasattr(self.config, "workerinput"):  # kept here; the controller keeps its own
+            gcpolicy.cell_done(self.config)
         if record["status"] == "skip":
             pytest.skip(record["reason"])
         required = self.config.stash[CANDIDATES].missed_requirement(record)

@@ -7,11 +7,8 @@ on test reports as builtins, reports written once by the controller).
 
 from __future__ import annotations
 
-import atexit
-import gc
 import os
 import random
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,8 @@ import pytest
 
 from . import (
     cases,
+    completions,
+    gcpolicy,
     host,
     isolate,
     library,
@@ -36,7 +35,6 @@ from . import (
 from . import state as run_state
 from .items import (
     CANDIDATES,
-    FROZEN,
     RECORD_ATTR,
     CaseFile,
     CellItem,
@@ -175,7 +173,7 @@ def _setting(config: pytest.Config, name: str) -> Any:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.add_cleanup(_unfreeze)
+    gcpolicy.configure(config)
     for name, doc in (
         ("bindconform", "a bind() conformance cell from a *.bind.yaml file"),
         ("inet", "cell uses an IPv4 socket"),
@@ -226,11 +224,14 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     if workerinput is not None:
-        config.pluginmanager.register(relay.Holder(config), "bindconform-holder")
+        done = completions.Worker(config)
+        config.pluginmanager.register(done, completions.WORKER)
+        config.pluginmanager.register(relay.Holder(config, done), relay.HOLDER)
     if workerinput is None:
         state.outputs = {fmt: _setting(config, fmt) for fmt in ("json", "md", "html")}
         config.pluginmanager.register(Recorder(config), "bindconform-recorder")
         config.pluginmanager.register(relay.Unfolder(config), "bindconform-unfolder")
+        config.pluginmanager.register(completions.Controller(), "bindconform-crashes")
 
 
 def _slow_ceiling(config: pytest.Config) -> float | None:
@@ -349,10 +350,8 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    # thousands of immutable cells live until the end: keep the cyclic GC from rescanning them
-    if any(isinstance(item, CellItem) for item in session.items):
-        gc.freeze()
-        session.config.stash[FROZEN] = True
+    cells = any(isinstance(item, CellItem) for item in session.items)
+    gcpolicy.after_collection(session.config, cells)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -378,26 +377,7 @@ def _prestart_owners(config: pytest.Config, cell: Cell) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """The records and reports are written: freeze them too, so that pytest's own final
-    gc.collect() calls (unraisable-exception checks) skip them; _unfreeze undoes it."""
-    if config.stash.get(FROZEN, False):
-        gc.freeze()
-        _freeze_at_exit()
-
-
-@cache
-def _freeze_at_exit() -> None:
-    """At interpreter exit, freeze whatever is left: the interpreter's final collections
-    would otherwise walk every object of the run again, several times (about 3 s after a
-    library run, in each process). Refcounting still frees them; nothing runs after."""
-    atexit.register(gc.freeze)
-
-
-def _unfreeze() -> None:
-    """Undo the freeze: a process running several sessions (pytester) would keep each one's
-    objects forever. Registered in pytest_configure, before pytest's own plugins register
-    theirs, so it runs after their final gc.collect() (cleanups run last first)."""
-    gc.unfreeze()
+    gcpolicy.at_unconfigure(config)
 
 
 @pytest.hookimpl(trylast=True)

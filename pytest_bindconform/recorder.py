@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from . import cases, goals, host, oracles, relay, report
+from . import cases, gcpolicy, goals, host, oracles, relay, report
 from . import state as run_state
-from .items import CANDIDATES, FROZEN, RECORD_ATTR, BadCaseFile, CellItem
+from .items import CANDIDATES, RECORD_ATTR, BadCaseFile, CellItem
 from .model import Suite
 
 
@@ -103,6 +103,7 @@ class Recorder:
                 record = self.book.rejoin(report.nodeid, relay.decode(record))
                 setattr(report, RECORD_ATTR, record)
             self.book.add(report.nodeid, record)
+            gcpolicy.cell_done(self.config)
             self.junit[report.nodeid] = junit_properties(record)
         elif report.when == "call" or report.outcome != "passed":
             self.book.note_outcome(report.nodeid, report.outcome, str(report.longrepr or ""))
@@ -113,7 +114,7 @@ class Recorder:
         if self.config.option.collectonly:
             return  # nothing ran: never overwrite a report with a run that did not happen
         if self.book.records:  # an xdist controller holds records but collected no cells
-            self.config.stash[FROZEN] = True
+            self.config.stash[gcpolicy.FROZEN] = True
         workers = getattr(self.config.option, "numprocesses", None) or 0
         self.written = self.book.finish(self.state, self.state.outputs, exitstatus, workers)
 

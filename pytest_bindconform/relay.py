@@ -14,8 +14,8 @@ or interrupted loses what it held: those cells are reported with no result.
 On the controller the Unfolder replays each cell in order, as the five events a -n 0
 run makes (logstart, a quiet setup report, the call report, a quiet teardown report,
 logfinish), so every plugin there (terminal, --junitxml, the Recorder) sees what it
-always saw. xdist's own runtest_protocol_complete still goes per cell: its scheduler
-is untouched.
+always saw. A held cell's xdist completion is held with its report and handed to
+xdist's scheduler after it (completions.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+from . import completions
 
 decode: Callable[[str], Any]
 try:  # 5x faster than the stdlib both ways, in C (orjson has no FreeBSD wheel)
@@ -47,6 +49,7 @@ UNFOLD = "bindconform_unfold"  # this call report stands for the cell's five eve
 CARRIED = "bindconform_carried"  # earlier cells' reports, a JSON list
 FROM_WORKER = ("node", "worker_id", "testrun_uid")  # what xdist adds to the reports it sends
 HELD = pytest.StashKey[list[str]]()
+HOLDER = "bindconform-holder"
 
 
 def send(item: Any, report: pytest.TestReport, last: bool) -> None:
@@ -54,19 +57,22 @@ def send(item: Any, report: pytest.TestReport, last: bool) -> None:
     config = item.config
     held = config.stash.setdefault(HELD, [])
     report.__dict__[UNFOLD] = True
-    if report.failed or last or len(held) >= BUNDLE - 1:
+    done = config.pluginmanager.get_plugin(HOLDER).done
+    if report.failed or last or len(held) >= BUNDLE - 1 or not done.may_hold():
         item.ihook.pytest_runtest_logreport(report=report)  # Holder attaches the held ones
         return
     data = config.hook.pytest_report_to_serializable(config=config, report=report)
     held.append(encode(data))
+    done.hold_next()
 
 
 class Holder:
     """xdist worker: whatever report goes out next (a relayed cell's, or any report of an
     item that took pytest's own protocol) carries the reports held back before it."""
 
-    def __init__(self, config: pytest.Config):
+    def __init__(self, config: pytest.Config, done: completions.Worker):
         self.config = config
+        self.done = done  # the held cells' completions go with their reports
 
     @pytest.hookimpl(tryfirst=True)  # before xdist's own hook sends the report
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -74,6 +80,9 @@ class Holder:
         if held:
             report.__dict__[CARRIED] = "[" + ",".join(held) + "]"
             held.clear()
+        taken = self.done.take()
+        if taken:
+            report.__dict__[completions.DONE] = taken
 
 
 class Unfolder:
@@ -94,6 +103,9 @@ class Unfolder:
                 if name in report.__dict__:
                     earlier.__dict__[name] = report.__dict__[name]
             self.hook.pytest_runtest_logreport(report=earlier)  # unfolded by this wrapper
+        done = report.__dict__.pop(completions.DONE, None)
+        if done:  # after their reports: xdist's scheduler learns of no cell before its report
+            completions.mark_done(self.config, report.__dict__.get("node"), done)
         if not report.__dict__.pop(UNFOLD, False):
             return (yield)
         hook, nodeid, location = self.hook, report.nodeid, report.location

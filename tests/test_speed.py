@@ -6,6 +6,7 @@ the terminal are the same with and without workers; per-shape caches answer as b
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -206,6 +207,57 @@ def test_the_cells_stay_out_of_the_cyclic_gc_only_during_the_run(
     assert len(frozen_at_final_collections) == 2
     assert all(n > 0 for n in frozen_at_final_collections)
     assert gc.get_freeze_count() == 0
+
+
+FREEZE_WATCH = """
+import gc, json, os
+import pytest
+from pytest_bindconform import gcpolicy
+
+gcpolicy.EVERY = 3  # in every process: conftests load on workers too
+SEEN = []
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item):  # the process that runs the cell (-n 0, a worker)
+    result = yield
+    SEEN.append(gc.get_freeze_count())
+    return result
+
+def pytest_runtest_logreport(report):  # the process that keeps the records
+    if report.when == "call" and hasattr(report, "worker_id"):
+        SEEN.append(gc.get_freeze_count())
+
+def pytest_sessionfinish(session):
+    with open(os.path.join(os.environ["WATCH_DIR"], f"{os.getpid()}.json"), "w") as fh:
+        json.dump(SEEN, fh)
+"""
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_what_the_run_keeps_is_frozen_out_of_the_gc_while_it_runs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """Each process that keeps records (a worker, the controller, a -n 0 run) freezes them
+    every gcpolicy.EVERY cells: the frozen count keeps rising during the run, not only
+    once after collection."""
+    many = "".join(
+        f"  - id: more-{i}\n    sockets: {{a: {{address: specific}}}}\n"
+        f"    steps: [bind a]\n    expect: {{{GATE}: ok}}\n"
+        for i in range(24)
+    )
+    pytester.makefile(".bind.yaml", speed=SUITE.replace("cases:\n", "cases:\n" + many, 1))
+    pytester.makeconftest(FREEZE_WATCH)
+    monkeypatch.setenv("WATCH_DIR", str(pytester.path))
+    result = pytester.runpytest_subprocess(
+        *ARGS, "--bindconform-ports=19900-19999", "-n", workers, "-k", "more"
+    )
+    result.assert_outcomes(passed=24)
+    seen = [json.loads(p.read_text()) for p in pytester.path.glob("*.json")]
+    watched = [counts for counts in seen if counts]  # the xdist controller runs none
+    assert len(watched) == (1 if workers == "0" else 3), seen
+    for counts in watched:
+        rises = sum(1 for a, b in itertools.pairwise(counts) if b > a)
+        assert rises >= len(counts) // 3 - 1, counts
 
 
 def test_rejoin_gives_back_the_record_travelling_left_out(tmp_path: Path) -> None:
