@@ -79,6 +79,7 @@ class CaseFile(pytest.File):
         goals.add_candidates(suite, self.config.stash[CANDIDATES].extra)
         for cell in suite.cells:
             yield CellItem.from_parent(self, name=cell.name, cell=cell, suite=suite)
+        gcpolicy.file_collected(self.config)
 
 
 class CaseFileProblem(Exception):
