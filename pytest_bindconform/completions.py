@@ -26,11 +26,10 @@ the controller's reach: there the name may be wrong.
 from __future__ import annotations
 
 import contextlib
-import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -53,7 +52,7 @@ class Worker:
         self._hold_next = False
         self._queue: Any = None  # xdist's TestQueue of item indices still to run
         self._path: Path | None = None
-        self._ledger: int | None = None  # opened at the first hold
+        self._ledger: BinaryIO | None = None  # opened at the first hold, unbuffered
 
     def pytest_sessionstart(self) -> None:
         interactor = next(
@@ -66,7 +65,7 @@ class Worker:
         )
         queue = getattr(interactor, "torun", None)
         if interactor is None or not hasattr(queue, "_items"):
-            return  # another xdist: nothing is held, every completion goes as xdist sends it
+            return  # another xdist: nothing is held; reports and completions go as it sends them
         info = self.config.workerinput  # type: ignore[attr-defined]
         self._path = ledger_path(info["testrunuid"], info["workerid"])
         self._queue = queue
@@ -92,22 +91,28 @@ class Worker:
 
     def _hold(self, index: int, duration: float) -> None:
         self.completions.append((index, duration))
-        if self._ledger is None:
-            assert self._path is not None
-            self._ledger = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.pwrite(self._ledger, _INT.pack(index), _INT.size * len(self.completions))
-        os.pwrite(self._ledger, _INT.pack(len(self.completions)), 0)
+        self._write_at(_INT.size * len(self.completions), index)
+        self._write_at(0, len(self.completions))  # the count last: a torn write counts less
 
     def take(self) -> list[tuple[int, float]]:
         """The held completions, to ride on the report that goes out now."""
         taken, self.completions = self.completions, []
-        if taken and self._ledger is not None:
-            os.pwrite(self._ledger, _INT.pack(0), 0)
+        if taken:
+            self._write_at(0, 0)
         return taken
+
+    def _write_at(self, offset: int, value: int) -> None:
+        """Straight to the file (no buffer): what a worker that dies wrote is there.
+        Seek and write, not os.pwrite: Windows has none."""
+        if self._ledger is None:
+            assert self._path is not None
+            self._ledger = open(self._path, "w+b", buffering=0)  # noqa: SIM115 (kept open)
+        self._ledger.seek(offset)
+        self._ledger.write(_INT.pack(value))
 
     def pytest_unconfigure(self) -> None:
         if self._ledger is not None and self._path is not None:
-            os.close(self._ledger)
+            self._ledger.close()
             with contextlib.suppress(OSError):
                 self._path.unlink()
 

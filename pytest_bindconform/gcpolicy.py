@@ -5,8 +5,9 @@ per cell a record and pytest's reports. The cyclic GC's full collections walk ev
 tracked object each time, so their cost grows with the run: on the library at 4x they
 took 3 s of a `-n 0` run and 5 s of an xdist controller's CPU (docs/speed.md).
 These objects are frozen out of the GC instead (gc.freeze): after each case file is
-collected, after collection, every EVERY cells while the run goes on, and at the end. Refcounting still frees them; only a
-reference cycle made unreachable after it was frozen waits for the unfreeze at cleanup.
+collected, after collection, every EVERY cells while the run goes on, and at the end.
+Refcounting still frees them; only a reference cycle made unreachable after it was
+frozen waits for the unfreeze at cleanup.
 """
 
 from __future__ import annotations
