@@ -5,6 +5,7 @@ error the builder (cases.Builder) collects."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -56,23 +57,10 @@ def case_cells(b: Builder, case: dict[str, Any], path: Path, suite: Suite) -> li
     known = set(profiles)  # thousands of profiles: a list would make this quadratic
     for oid, value in case["expect"].items():
         epath: Path = (*path, "expect", oid)
-        oracle = suite.oracles.get(oid)
-        if oracle is None:
-            b.error(
-                epath,
-                f"unknown oracle {excerpt(oid)}; " + suggest(oid, list(suite.oracles)),
-                key=True,
-            )
+        if not _known_oracle(b, suite, oid, epath):
             continue
-        per_profile = value if isinstance(value, dict) else {p: value for p in profiles}
-        for p, token in per_profile.items():
-            if p not in known:
-                b.error(
-                    (*epath, str(p)),
-                    f"unknown profile {excerpt(p)}; " + profiles_hint(suite.profiles, str(p)),
-                    key=True,
-                )
-                continue
+        oracle = suite.oracles[oid]
+        for p, token in _by_profile(b, suite, value, epath, profiles, known):
             if b.expectation_matches(oracle, p):
                 exp_by_profile.setdefault(p, []).append(
                     expectation(
@@ -84,33 +72,17 @@ def case_cells(b: Builder, case: dict[str, Any], path: Path, suite: Suite) -> li
     for oid, receiver in case.get("deliver", {}).items():
         dpath: Path = (*path, "deliver", oid)
         valid = sorted(names) + ["both", "shared", "none"]
-        if oid not in suite.oracles:
-            b.error(
-                dpath,
-                f"unknown oracle {excerpt(oid)}; " + suggest(oid, list(suite.oracles)),
-                key=True,
-            )
-        else:
-            per_profile = (
-                receiver if isinstance(receiver, dict) else {p: receiver for p in profiles}
-            )
-            for p, who in per_profile.items():
-                if p not in known:
-                    b.error(
-                        (*dpath, str(p)),
-                        f"unknown profile {excerpt(p)}; " + profiles_hint(suite.profiles, str(p)),
-                        key=True,
-                    )
-                    continue
-                if who not in valid:
-                    b.error(
-                        dpath,
-                        f"receiver {excerpt(who)} is not a socket of this case; "
-                        + suggest(who, valid),
-                    )
-                    continue
-                exps = exp_by_profile.get(p, [])
-                exps[:] = [replace(e, receiver=who) if e.oracle == oid else e for e in exps]
+        if not _known_oracle(b, suite, oid, dpath):
+            continue
+        for p, who in _by_profile(b, suite, receiver, dpath, profiles, known):
+            if who not in valid:
+                b.error(
+                    dpath,
+                    f"receiver {excerpt(who)} is not a socket of this case; " + suggest(who, valid),
+                )
+                continue
+            exps = exp_by_profile.get(p, [])
+            exps[:] = [replace(e, receiver=who) if e.oracle == oid else e for e in exps]
     _spreads(b, case, path, suite, real_steps, exp_by_profile)
     line = b.line(path)
     cells = []
@@ -146,6 +118,36 @@ def case_cells(b: Builder, case: dict[str, Any], path: Path, suite: Suite) -> li
     return cells
 
 
+def _known_oracle(b: Builder, suite: Suite, oid: str, at: Path) -> bool:
+    """An oracle a case names must be one its suite defines; if not, an error at the key."""
+    if oid in suite.oracles:
+        return True
+    b.error(at, f"unknown oracle {excerpt(oid)}; " + suggest(oid, list(suite.oracles)), key=True)
+    return False
+
+
+def _by_profile(
+    b: Builder,
+    suite: Suite,
+    value: Any,
+    at: Path,
+    profiles: list[str | None],
+    known: set[str | None],
+) -> Iterator[tuple[str | None, Any]]:
+    """'expect', 'deliver' and 'spread' give an oracle's value once for every profile, or
+    per profile: each known profile's value; an unknown profile is an error at its key."""
+    per_profile = value if isinstance(value, dict) else dict.fromkeys(profiles, value)
+    for p, each in per_profile.items():
+        if p not in known:
+            b.error(
+                (*at, str(p)),
+                f"unknown profile {excerpt(p)}; " + profiles_hint(suite.profiles, str(p)),
+                key=True,
+            )
+            continue
+        yield p, each
+
+
 def _spreads(
     b: Builder,
     case: dict[str, Any],
@@ -161,26 +163,13 @@ def _spreads(
     profiles: list[str | None] = list(suite.profiles) or [None]
     for oid, value in case.get("spread", {}).items():
         spath: Path = (*path, "spread", oid)
-        if oid not in suite.oracles:
-            b.error(
-                spath,
-                f"unknown oracle {excerpt(oid)}; " + suggest(oid, list(suite.oracles)),
-                key=True,
-            )
+        if not _known_oracle(b, suite, oid, spath):
             continue
         if oid in case.get("deliver", {}):
             b.error(spath, f"oracle {excerpt(oid)} says 'deliver' and 'spread': one")
             continue
-        per_profile = value if isinstance(value, dict) else dict.fromkeys(profiles, value)
-        for p, shape in per_profile.items():
+        for p, shape in _by_profile(b, suite, value, spath, profiles, set(profiles)):
             where = (*spath, str(p)) if isinstance(value, dict) else spath
-            if p not in profiles:
-                b.error(
-                    where,
-                    f"unknown profile {excerpt(p)}; " + profiles_hint(suite.profiles, str(p)),
-                    key=True,
-                )
-                continue
             if shape not in SPREADS:
                 b.error(
                     where,
