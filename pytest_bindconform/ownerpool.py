@@ -3,12 +3,12 @@
 Starting a process per cell cost milliseconds (forking pytest grows with its
 size); a pooled helper costs one round trip per request. Per pytest process (an
 xdist worker is one) and owner kind there is one starter (platforms/: a zygote on
-POSIX) and as many helpers as cells use at once (one, in practice). A cell takes a
-helper (`Child`) and gives it back: the helper is reset, and proves it holds no
-socket, or it is killed and replaced. The reset's answer is read when the next cell
-takes the helper, or when a port proof needs the helper's sockets closed (settle()): a
-cell waits for one wake-up of its helper less. A killed helper (a cell's `kill` step) is
-forgotten; the next cell gets a fresh one. Everything is reaped at session end
+POSIX) and two helpers that take turns. A cell takes a helper (`Child`) and gives it
+back: the helper is reset, and proves it holds no socket, or it is killed and
+replaced. The reset's answer is read when a later cell takes the helper, or when a
+port proof needs the helper's sockets closed (settle()): while one helper closes the
+last cell's sockets, the next cell runs on the other. A killed helper (a cell's `kill`
+step) is forgotten; the next cell gets a fresh one. Everything is reaped at session end
 (plugin.py) or at exit.
 """
 
@@ -58,7 +58,7 @@ class Helper:
 
     def start_reset(self) -> bool:
         """Ask it to close every socket it holds; the answer is read by finish_reset(), when
-        the next cell takes it or a proof needs its ports free (ownerpool.settle): the
+        a later cell takes it or a proof needs its ports free (ownerpool.settle): the
         cell does not wait for the helper to wake up twice."""
         self.resetting = self._write({"op": "reset"})
         return self.resetting
@@ -75,6 +75,9 @@ class Helper:
     def reset(self) -> bool:
         """Close every socket it holds; True when it proves it holds none."""
         return self.start_reset() and self.finish_reset()
+
+
+PER_KIND = 2  # helpers per owner kind: one resets while the next cell uses the other
 
 
 class Pool:
@@ -114,25 +117,38 @@ class Pool:
             self.__init__()  # type: ignore[misc]
         idle = self.idle.setdefault(kind, [])
         helper = None
+        if idle and idle[0].resetting and self._count(kind) < PER_KIND:
+            # the helper idle longest still closes the last cell's sockets: another one
+            # serves this cell, and from now on the two take turns
+            with contextlib.suppress(OwnerUnavailable):
+                helper = self._start(kind)
         while idle and helper is None:
-            helper = idle.pop()
+            helper = idle.pop(0)  # the longest idle: its reset's answer is the likeliest read
             if helper.resetting and not helper.finish_reset():
                 self._replace(helper)
                 helper = None
         if helper is None:
-            starter = self._starter(kind)
-            try:
-                helper = Helper(kind, starter.start())
-            except (PermissionError, _control.ControlError, OSError) as exc:
-                if kind not in self.working:  # never started one: this owner cannot run here
-                    self.unavailable[kind] = f"could not start a child as {kind}: {exc}"
+            helper = self._start(kind)
+        self.busy.append(helper)
+        return helper
+
+    def _count(self, kind: str) -> int:
+        return len(self.idle.get(kind, ())) + sum(1 for h in self.busy if h.kind == kind)
+
+    def _start(self, kind: str) -> Helper:
+        starter = self._starter(kind)
+        try:
+            helper = Helper(kind, starter.start())
+        except (PermissionError, _control.ControlError, OSError) as exc:
+            if kind not in self.working:  # never started one: this owner cannot run here
+                self.unavailable[kind] = f"could not start a child as {kind}: {exc}"
+            if not self._count(kind):  # closing it would take its helpers along
                 self.starters.pop(kind, None)
                 with contextlib.suppress(OSError):
                     starter.close()
-                raise OwnerUnavailable(f"could not start a child as {kind}: {exc}") from None
-            self.started += 1
-            self.working.add(kind)
-        self.busy.append(helper)
+            raise OwnerUnavailable(f"could not start a child as {kind}: {exc}") from None
+        self.started += 1
+        self.working.add(kind)
         return helper
 
     def give_back(self, helper: Helper) -> None:

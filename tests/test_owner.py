@@ -57,23 +57,47 @@ def refused(port: int) -> bool:
 
 @posix_root
 @pytest.mark.parametrize("kind", ["process", "other-user"])
-def test_one_helper_serves_many_cells_and_is_reset_in_between(pool, kind) -> None:
+def test_two_helpers_serve_many_cells_in_turn_and_are_reset_in_between(pool, kind) -> None:
+    """A cell takes the helper idle longest: the one the last cell used is still closing
+    its sockets, so a second helper is started once and the two take turns."""
     first = ownerpool.Child(kind)
-    pid = first.helper.process.pid
     port = listening(first)
     assert not refused(port)
     first.close()  # the cell ends: the reset is sent, its answer read by settle() or take()
     ownerpool.settle()
     assert refused(port), "the reset left the helper's listener open"
-    for _ in range(5):
+    pids = []
+    for _ in range(6):
         child = ownerpool.Child(kind)
-        assert child.helper.process.pid == pid  # the same process, not a new one per cell
-        listening(child)
-        child.close()
-    assert pool.started == 1 and pool.replaced == 0
-    uids = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[:2]
-    wanted = pwd.getpwnam(owner.OTHER_USER).pw_uid if kind == "other-user" else os.getuid()
-    assert uids == [str(wanted)] * 2  # real and effective: switched once, in the zygote
+        pids.append(child.helper.process.pid)
+        port = listening(child)
+        child.close()  # no settle(): the next cell must not wait for this reset
+    assert len(set(pids)) == ownerpool.PER_KIND == 2
+    assert pids[0::2] == [pids[0]] * 3 and pids[1::2] == [pids[1]] * 3, "they take turns"
+    assert pool.started == 2 and pool.replaced == 0
+    ownerpool.settle()
+    assert refused(port), "the last cell's listener outlived its reset"
+    for pid in set(pids):
+        uids = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[:2]
+        wanted = pwd.getpwnam(owner.OTHER_USER).pw_uid if kind == "other-user" else os.getuid()
+        assert uids == [str(wanted)] * 2  # real and effective: switched once, in the zygote
+
+
+@posix_root
+def test_a_second_helper_that_cannot_start_leaves_the_first_serving(pool, monkeypatch) -> None:
+    first = ownerpool.Child("process")
+    pid = first.helper.process.pid
+    first.close()  # resetting: the next take would start a second helper
+
+    def refuse() -> None:
+        raise OSError("no more processes")
+
+    monkeypatch.setattr(pool.starters["process"], "start", refuse)
+    again = ownerpool.Child("process")
+    assert again.helper.process.pid == pid and alive(pid)
+    assert again.do({"op": "reset", "socket": "-"})["held"] == 0
+    again.close()
+    assert "process" in pool.starters and "process" not in pool.unavailable
 
 
 @posix_root
@@ -82,7 +106,8 @@ def test_a_helper_holding_a_socket_it_was_not_asked_for_is_replaced(
     pool, tmp_path, found_by
 ) -> None:
     """A server factory that leaks a socket: the reset finds it, the helper dies with it,
-    whether the answer is read by the next cell's take or by a proof's settle()."""
+    whether the answer is read by a later cell's take or by a proof's settle() (which the
+    runner calls after every cell with a factory)."""
     (tmp_path / "leaky_factory.py").write_text(
         textwrap.dedent(
             """\
@@ -122,12 +147,13 @@ def test_a_helper_holding_a_socket_it_was_not_asked_for_is_replaced(
     if found_by == "settle":
         ownerpool.settle()
         assert pool.replaced == 1 and not alive(pid)
-    again = ownerpool.Child("process")  # reads the reset's answer before handing it out
+    for _ in range(2):  # the helpers take turns: each take reads the reset it hands out
+        again = ownerpool.Child("process")
+        assert again.helper.process.pid != pid, "the helper with a leaked socket was handed back"
+        assert again.do({"op": "reset", "socket": "-"})["held"] == 0
+        again.close()
     assert pool.replaced == 1
-    assert not alive(pid), "the helper with a leaked socket was handed back"
-    assert again.helper.process.pid != pid
-    assert again.do({"op": "reset", "socket": "-"})["held"] == 0
-    again.close()
+    assert not alive(pid)
 
 
 @posix_root
