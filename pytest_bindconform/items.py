@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.pathlib import absolutepath
 
 from . import cases, gcpolicy, goals, library, oracles, runner, simulate, slow, suitecache
 from . import state as run_state
@@ -20,6 +21,7 @@ from .yamlsrc import CaseError, CaseFileError
 
 RECORD_ATTR = "bindconform"  # the record, on a cell's call report
 CANDIDATES = pytest.StashKey["answers.RunCandidates"]()
+_RELATIVE = pytest.StashKey[dict[Path, str]]()  # a case file's path as an item location shows it
 
 
 def _display(config: pytest.Config, path: Path) -> str:
@@ -191,6 +193,16 @@ class CellItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.cell.line - 1, f"{self.suite.id}: {self.cell.name}"
+
+    @cached_property
+    def location(self) -> tuple[str, int | None, str]:
+        """pytest's Item.location, with the case file's relative path worked out once for
+        all its cells: pytest makes and hashes a new Path per item (0.3 s on the library)."""
+        path, line, domain = self.reportinfo()
+        known = self.session.stash.setdefault(_RELATIVE, {})
+        if path not in known:
+            known[path] = self.session._node_location_to_relpath(absolutepath(path))
+        return known[path], line, domain
 
 
 class ExploreItem(pytest.Item):

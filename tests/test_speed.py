@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -300,3 +301,36 @@ def test_applicable_oracles_and_versions_as_applies_says(tmp_path: Path) -> None
     assert runner.applicable(suite, HOST) == {GATE, "other"}
     assert oracles.version_tuple("6.18.44-fc-v1045") == (6, 18, 44)
     assert oracles.version_tuple("10.0.19045") == (10, 0, 19045)
+
+
+LOCATION_WATCH = """
+import json, os, pytest
+
+
+def pytest_collection_finish(session):
+    pytests_own = pytest.Item.location.func
+    seen = [[i.nodeid, list(i.location), list(pytests_own(i))] for i in session.items]
+    with open(os.path.join(os.environ["WATCH_DIR"], f"loc-{os.getpid()}.json"), "w") as fh:
+        json.dump(seen, fh)
+"""
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_cells_location_is_the_one_pytest_would_give_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """CellItem.location works out a case file's relative path once for all its cells;
+    every item's location is still what pytest's Item.location computes."""
+    (pytester.mkdir("deep") / "er").mkdir()
+    (pytester.path / "deep" / "er" / "speed.bind.yaml").write_text(SUITE)
+    pytester.makefile(".bind.yaml", top=SUITE.replace("id: speed", "id: top", 1))
+    pytester.makeconftest(LOCATION_WATCH)
+    monkeypatch.setenv("WATCH_DIR", str(pytester.path))
+    result = pytester.runpytest_subprocess(*ARGS, "--bindconform-ports=19800-19899", "-n", workers)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()  # fail_and_skip
+    seen = [json.loads(p.read_text()) for p in pytester.path.glob("loc-*.json")]
+    assert len(seen) == (1 if workers == "0" else 2), seen  # the xdist controller collects none
+    for items in seen:
+        files = {ours[0] for _, ours, _ in items}
+        assert files == {os.path.join("deep", "er", "speed.bind.yaml"), "top.bind.yaml"}
+        assert len(items) > 6 and all(ours == theirs for _, ours, theirs in items), items
