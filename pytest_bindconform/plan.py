@@ -201,37 +201,58 @@ def _plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket
         if step.call == "setsockopt":
             spec = SocketSpec(step.socket, "inet", "stream", None, (step.argument,), "wildcard")
             _require_options(resolve_options(spec, profile, host), host)
-    planned = []
-    for spec in cell.sockets:
-        owner = unprivileged_owner(host) if spec.owner == "unprivileged" else spec.owner
-        if owner == "other-user":
-            try:
-                other_user_ids()
-            except OwnerUnavailable as exc:
-                raise Unrunnable(str(exc)) from None
-        if spec.family == "inet6" and not host.ipv6:
-            raise Unrunnable(
-                "needs IPv6, which is not available on this host; enable IPv6 on loopback (::1)"
-            )
-        options = resolve_options(spec, profile, host)
-        _require_options(options, host)
-        planned.append(
-            PlannedSocket(
-                name=spec.name,
-                family=spec.family,
-                type=spec.type,
-                v6only=spec.v6only,
-                options=options,
-                address=local_address(spec, host),
-                roles=spec.options,
-                address_role=spec.address,
-                owner=owner,
-                port=spec.port,
-            )
-        )
+    planned = [_socket(spec, profile, host) for spec in cell.sockets]
     names = {spec.name for spec in cell.sockets}
     for step in cell.steps:  # a connect to an address role: proved local before any send
         if step.call == "connect" and step.argument and step.argument not in names:
             family = cell.socket(step.socket).family if step.socket in names else "inet"
             local_address(SocketSpec(step.socket, family, "stream", None, (), step.argument), host)
     return planned
+
+
+_SOCKETS: dict[tuple[Any, ...], tuple[Host, Profile | None, PlannedSocket | str]] = {}
+
+
+def _socket(spec: SocketSpec, profile: Profile | None, host: Host) -> PlannedSocket:
+    """One socket's plan: the library's cells are nearly all different, but their sockets
+    are a few hundred specs, planned once per profile and host (kept as _PLANS keeps)."""
+    key = (id(host), id(profile), spec)
+    entry = _SOCKETS.get(key)
+    if entry is None:
+        try:
+            made: PlannedSocket | str = _plan_socket(spec, profile, host)
+        except Unrunnable as exc:
+            made = str(exc)
+        if len(_SOCKETS) > 20_000:  # many runs in one process (pytester): stay bounded
+            _SOCKETS.clear()
+        entry = _SOCKETS[key] = (host, profile, made)
+    if isinstance(entry[2], str):
+        raise Unrunnable(entry[2])
+    return entry[2]
+
+
+def _plan_socket(spec: SocketSpec, profile: Profile | None, host: Host) -> PlannedSocket:
+    owner = unprivileged_owner(host) if spec.owner == "unprivileged" else spec.owner
+    if owner == "other-user":
+        try:
+            other_user_ids()
+        except OwnerUnavailable as exc:
+            raise Unrunnable(str(exc)) from None
+    if spec.family == "inet6" and not host.ipv6:
+        raise Unrunnable(
+            "needs IPv6, which is not available on this host; enable IPv6 on loopback (::1)"
+        )
+    options = resolve_options(spec, profile, host)
+    _require_options(options, host)
+    return PlannedSocket(
+        name=spec.name,
+        family=spec.family,
+        type=spec.type,
+        v6only=spec.v6only,
+        options=options,
+        address=local_address(spec, host),
+        roles=spec.options,
+        address_role=spec.address,
+        owner=owner,
+        port=spec.port,
+    )
