@@ -170,18 +170,19 @@ def unprivileged_owner(host: Host) -> str:
     return "other-user" if host.admin else "self"
 
 
-_PLANS: dict[tuple[Any, ...], tuple[Host, Profile | None, tuple[PlannedSocket, ...] | str]] = {}
+_PLANS: dict[tuple[int, ...], tuple[Any, ...]] = {}
 
 
 def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]:
     """Concrete sockets for this host, or Unrunnable with how to enable the cell.
 
-    Thousands of cells share a few hundred socket shapes and the host does not change
-    during a run, so each shape is planned once per host (host and profile are kept in
-    the entry: their ids cannot be reused while it lives)."""
+    Cells of a case file share their sockets and steps (cases._shared) and the host does
+    not change during a run, so each shape is planned once per host. The key is made of
+    ids, which cost nothing to hash; the objects are kept in the entry, so that an id is
+    not reused while it lives."""
     if slow.ceiling() is None and slow.is_slow(cell):
         raise Unrunnable(slow.off_reason())
-    key = (id(host), id(profile), cell.sockets, cell.steps)
+    key = (id(host), id(profile), id(cell.sockets), id(cell.steps))
     entry = _PLANS.get(key)
     if entry is None:
         try:
@@ -190,10 +191,11 @@ def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]
             made = str(exc)
         if len(_PLANS) > 20_000:  # many runs in one process (pytester): stay bounded
             _PLANS.clear()
-        entry = _PLANS[key] = (host, profile, made)
-    if isinstance(entry[2], str):
-        raise Unrunnable(entry[2])
-    return list(entry[2])
+        entry = _PLANS[key] = (host, profile, cell.sockets, cell.steps, made)
+    made = entry[-1]
+    if isinstance(made, str):
+        raise Unrunnable(made)
+    return list(made)
 
 
 def _plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]:
