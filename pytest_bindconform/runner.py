@@ -485,9 +485,7 @@ def model_prediction(
 ) -> dict[str, Any]:
     """The host OS's executable model, kept apart from documented expectations: it covers
     what no document does (UDP on Windows, three sockets) and never gates a cell."""
-    from .models.cells import predict
-
-    said = predict(host.os, cell, profile)
+    said = _predicted(host.os, cell, profile)
     if said.outcome == "unknown":
         agrees = "no-claim"
     elif (
@@ -505,6 +503,25 @@ def model_prediction(
         "verdict": agrees,
         "provenance": f"model:{host.os}",  # pytest_bindconform/models/<os>.py, not a document
     }
+
+
+_PREDICTED: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def _predicted(os: str, cell: Cell, profile: Profile | None) -> Any:
+    """models.cells.predict, once per shape: it reads only the OS, the profile and the
+    cell's sockets, steps and step under test, which cells share (cases._shared). Keyed
+    by ids, the objects kept in the entry so that no id is reused while it lives."""
+    from .models.cells import predict
+
+    key = (os, id(profile), id(cell.sockets), id(cell.steps), cell.under_test)
+    entry = _PREDICTED.get(key)
+    if entry is None:
+        if len(_PREDICTED) > 20_000:  # many runs in one process (pytester): stay bounded
+            _PREDICTED.clear()
+        said = predict(os, cell, profile)
+        entry = _PREDICTED[key] = (profile, cell.sockets, cell.steps, said)
+    return entry[-1]
 
 
 def probe_failure(observation: probe.Observation) -> str:

@@ -342,3 +342,17 @@ def test_a_cells_location_is_the_one_pytest_would_give_it(
         files = {ours[0] for _, ours, _ in items}
         assert files == {os.path.join("deep", "er", "speed.bind.yaml"), "top.bind.yaml"}
         assert len(items) > 6 and all(ours == theirs for _, ours, theirs in items), items
+
+
+def test_a_models_prediction_is_made_once_per_shape_and_answers_as_before(tmp_path: Path) -> None:
+    from pytest_bindconform.models.cells import predict
+
+    path = tmp_path / "speed.bind.yaml"
+    path.write_text(SUITE)
+    suite = load(path, display="speed.bind.yaml")
+    runner._PREDICTED.clear()
+    for cell in suite.cells * 2:
+        profile = suite.profiles.get(cell.profile) if cell.profile else None
+        assert runner._predicted(OS, cell, profile) == predict(OS, cell, profile)
+    shapes = {(c.profile, id(c.sockets), id(c.steps), c.under_test) for c in suite.cells}
+    assert len(runner._PREDICTED) == len(shapes) < len(suite.cells)
