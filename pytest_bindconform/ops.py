@@ -227,13 +227,21 @@ class Executor:
         count = 0
         seen: list[list[Any]] = []
         wait = float(req.get("wait", 0.05))
+        # socket.accept() makes each connection's socket from the listener's family and type,
+        # each converted to an enum per call: a delivery probe accepts 16 in a row
+        stream = s.type == socket.SOCK_STREAM
+        family, kind, proto = int(s.family), int(s.type), s.proto
+        blocking = socket.getdefaulttimeout() is None and bool(s.gettimeout())  # as accept()
         while True:
             ready, _, _ = select.select([s], [], [], wait)
             if not ready:
                 break
             wait = 0.0
-            if s.type == socket.SOCK_STREAM:
-                conn, peer = s.accept()
+            if stream:
+                fd, peer = s._accept()  # type: ignore[attr-defined]  # what accept() calls
+                conn = socket.socket(family, kind, proto, fileno=fd)
+                if blocking:
+                    conn.setblocking(True)
                 data = b""
                 read = 0.0 if locality.endpoint(peer[0], peer[1]) in own else req.get("read", 0.25)
                 if req.get("seen") and select.select([conn], [], [], read)[0]:
