@@ -8,12 +8,13 @@ import json
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from .caseparts import suggest
 from .yamlsrc import CaseError, Located, Path, excerpt
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 @cache
@@ -25,6 +26,10 @@ def case_schema() -> dict[str, Any]:
 
 @cache
 def _validator() -> jsonschema.protocols.Validator:
+    """Imported when first needed: a run whose case files are all cached validates none,
+    and jsonschema's import costs every process (each xdist worker) about 0.1 s."""
+    import jsonschema
+
     schema = case_schema()
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)

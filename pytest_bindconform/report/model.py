@@ -16,8 +16,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import jsonschema
-
 from .. import probe, recommend, runner
 from ..host import Host
 from ..model import Cell, Oracle, Suite
@@ -268,6 +266,8 @@ def problems(document: Any) -> list[str]:
     fast = _fast_check()
     if fast is not None and fast(document):
         return []
+    import jsonschema  # only to say what is wrong: a valid report never needs it
+
     validator = jsonschema.Draft202012Validator(schema())
     found = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
     return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in found]

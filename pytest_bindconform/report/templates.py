@@ -9,14 +9,20 @@ the host page's body are.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import Markup
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 @cache
 def environment() -> jinja2.Environment:
+    """Imported when an HTML report is first rendered: most processes of a run (each xdist
+    worker) render none, and jinja2's import costs each of them about 0.04 s."""
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pytest_bindconform", "report/templates"),
         autoescape=True,
