@@ -14,12 +14,16 @@ import hashlib
 import os
 import pickle
 import sys
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from . import atomic, cases
 from .model import Suite
+
+T = TypeVar("T")
 
 _SHAPING = (
     "cases.py",
@@ -70,21 +74,29 @@ def load(path: Path | str, display: str | None = None) -> Suite:
     name = display or str(path)
     raw = cases.read_case_file(path, name)
     # surrogatepass: a file name that is not UTF-8 still makes a key (the plugin reports it)
-    key = hashlib.sha256(_engine_digest() + name.encode("utf-8", "surrogatepass") + b"\0" + raw)
-    entry = cache_dir() / f"{key.hexdigest()}.pickle"
+    key = _engine_digest() + name.encode("utf-8", "surrogatepass") + b"\0" + raw
+    return cached(key, Suite, lambda: cases.parse_suite(raw, name))
+
+
+def cached(key: bytes, kind: type[T], make: Callable[[], T]) -> T:
+    """make()'s value, stored under key (a digest of everything it depends on) the first
+    time and read back afterwards; an error make() raises is never stored."""
+    if os.environ.get("BINDCONFORM_CACHE_DIR") == "off":
+        return make()
+    entry = cache_dir() / f"{hashlib.sha256(key).hexdigest()}.pickle"
     with contextlib.suppress(OSError, pickle.PickleError, EOFError, AttributeError, TypeError):
-        suite = _unpickle(entry.read_bytes())
-        if isinstance(suite, Suite):
-            return suite
-    suite = cases.parse_suite(raw, name)
-    _store(entry, suite)
-    return suite
+        value = _unpickle(entry.read_bytes())
+        if isinstance(value, kind):
+            return value
+    value = make()
+    _store(entry, value)
+    return value
 
 
-def _store(entry: Path, suite: Suite) -> None:
+def _store(entry: Path, value: object) -> None:
     """Best effort: a cache that cannot be written (read-only, held open) is only slower."""
     with contextlib.suppress(OSError, pickle.PickleError):
-        data = pickle.dumps(suite, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         _sweep_once(entry.parent)
         atomic.write(entry, data, sync=False)
 

@@ -356,3 +356,50 @@ def test_a_models_prediction_is_made_once_per_shape_and_answers_as_before(tmp_pa
         assert runner._predicted(OS, cell, profile) == predict(OS, cell, profile)
     shapes = {(c.profile, id(c.sockets), id(c.steps), c.under_test) for c in suite.cells}
     assert len(runner._PREDICTED) == len(shapes) < len(suite.cells)
+
+
+READ_PROFILES = """
+import json, sys
+from pytest_bindconform import libraries
+found = [p.id for p in libraries.profiles()]
+print(json.dumps({"ids": found, "jsonschema": "jsonschema" in sys.modules}))
+"""
+
+
+def test_the_shipped_library_profiles_are_read_once_then_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every process of a run (each xdist worker, each owner zygote) reads them: only the
+    first validates them (and imports jsonschema), later ones take them from the cache."""
+    import subprocess
+
+    monkeypatch.setenv("BINDCONFORM_CACHE_DIR", str(tmp_path / "cache"))
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", READ_PROFILES],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            ).stdout
+        )
+        for _ in range(2)
+    ]
+    assert runs[0]["jsonschema"] and not runs[1]["jsonschema"]
+    assert runs[0]["ids"] == runs[1]["ids"] and len(runs[0]["ids"]) > 10
+    monkeypatch.setenv("BINDCONFORM_CACHE_DIR", "off")
+    from pytest_bindconform.libraries import loader
+
+    assert [p.id for p in loader._read(_shipped_texts())] == runs[0]["ids"]
+
+
+def _shipped_texts() -> list[tuple[str, str]]:
+    from importlib import resources
+
+    folder = resources.files("pytest_bindconform.libraries").joinpath("data")
+    return sorted(
+        (p.name, p.read_text(encoding="utf-8"))
+        for p in folder.iterdir()
+        if p.name.endswith(".yaml")
+    )

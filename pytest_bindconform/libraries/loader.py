@@ -6,17 +6,21 @@ a profile author meets the same messages as a case author.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
+from .. import suitecache
 from ..caseschema import _describe, _leaf_errors
 from ..yamlsrc import CaseError, CaseFileError, Located, Path, load
+
+if TYPE_CHECKING:
+    import jsonschema
 
 DATA = "data"
 SCHEMA = "library.schema.json"
@@ -48,6 +52,8 @@ class LibraryProfile:
 
 @cache
 def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema  # only when a data file is read: the shipped ones are cached
+
     schema = json.loads(resources.files(__package__).joinpath(SCHEMA).read_text())
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
@@ -162,15 +168,31 @@ def check_unique(loaded: list[LibraryProfile]) -> None:
 
 @cache
 def _shipped() -> tuple[LibraryProfile, ...]:
+    """Read and validated once, then taken from the suites' cache while the data files,
+    the schema and the code that reads them are unchanged: every process of a run (each
+    xdist worker, each owner zygote) would otherwise parse them and import jsonschema."""
+    package = resources.files(__package__)
+    files = sorted(
+        (item for item in package.joinpath(DATA).iterdir() if item.name.endswith(".yaml")),
+        key=lambda item: item.name,
+    )
+    texts = [(item.name, item.read_text(encoding="utf-8")) for item in files]
+    key = hashlib.sha256(sys.version.encode())
+    for code in (package.joinpath("loader.py"), package.joinpath(SCHEMA)):
+        key.update(code.read_bytes())
+    key.update(resources.files("pytest_bindconform").joinpath("yamlsrc.py").read_bytes())
+    for name, text in texts:
+        key.update(f"\0{name}\0{text}".encode())
+    return suitecache.cached(key.digest(), tuple, lambda: _read(texts))
+
+
+def _read(texts: list[tuple[str, str]]) -> tuple[LibraryProfile, ...]:
     found: list[LibraryProfile] = []
     errors: list[CaseError] = []
-    folder = resources.files(__package__).joinpath(DATA)
-    for item in sorted(folder.iterdir(), key=lambda p: p.name):
-        if not item.name.endswith(".yaml"):
-            continue
-        display = f"pytest_bindconform/libraries/{DATA}/{item.name}"  # same on every OS
+    for name, text in texts:
+        display = f"pytest_bindconform/libraries/{DATA}/{name}"  # same on every OS
         try:
-            found += load_file(item.read_text(encoding="utf-8"), display)
+            found += load_file(text, display)
         except CaseFileError as exc:
             errors += exc.errors
     if errors:
