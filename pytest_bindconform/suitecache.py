@@ -1,4 +1,5 @@
-"""Reuse a validated, expanded suite while neither the file nor the engine changed.
+"""Reuse a validated, expanded suite while neither the file nor the engine changed
+(and, through cached(), the shipped library profiles: libraries/loader.py).
 
 Validating and expanding a few thousand cells costs seconds of pure Python;
 collection should not. The key covers the file's bytes, its display name and
