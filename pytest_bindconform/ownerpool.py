@@ -3,7 +3,8 @@
 Starting a process per cell cost milliseconds (forking pytest grows with its
 size); a pooled helper costs one round trip per request. Per pytest process (an
 xdist worker is one) and owner kind there is one starter (platforms/: a zygote on
-POSIX) and two helpers that take turns. A cell takes a helper (`Child`) and gives it
+POSIX) and its helpers: two take turns where a start is cheap (a POSIX fork; one on
+Windows, where each is a fresh interpreter). A cell takes a helper (`Child`) and gives it
 back: the helper is reset, and proves it holds no socket, or it is killed and
 replaced. The reset's answer is read when a later cell takes the helper, or when a
 port proof needs the helper's sockets closed (settle()): while one helper closes the
@@ -77,9 +78,6 @@ class Helper:
         return self.start_reset() and self.finish_reset()
 
 
-PER_KIND = 2  # helpers per owner kind: one resets while the next cell uses the other
-
-
 class Pool:
     """Starters and idle helpers per owner kind, for this process only."""
 
@@ -117,7 +115,8 @@ class Pool:
             self.__init__()  # type: ignore[misc]
         idle = self.idle.setdefault(kind, [])
         helper = None
-        if idle and idle[0].resetting and self._count(kind) < PER_KIND:
+        starter = self.starters.get(kind)
+        if idle and idle[0].resetting and starter and self._count(kind) < starter.helpers:
             # the helper idle longest still closes the last cell's sockets: another one
             # serves this cell, and from now on the two take turns
             with contextlib.suppress(OwnerUnavailable):

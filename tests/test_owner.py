@@ -72,7 +72,7 @@ def test_two_helpers_serve_many_cells_in_turn_and_are_reset_in_between(pool, kin
         pids.append(child.helper.process.pid)
         port = listening(child)
         child.close()  # no settle(): the next cell must not wait for this reset
-    assert len(set(pids)) == ownerpool.PER_KIND == 2
+    assert len(set(pids)) == pool.starters[kind].helpers == 2
     assert pids[0::2] == [pids[0]] * 3 and pids[1::2] == [pids[1]] * 3, "they take turns"
     assert pool.started == 2 and pool.replaced == 0
     ownerpool.settle()
@@ -81,6 +81,25 @@ def test_two_helpers_serve_many_cells_in_turn_and_are_reset_in_between(pool, kin
         uids = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[:2]
         wanted = pwd.getpwnam(owner.OTHER_USER).pw_uid if kind == "other-user" else os.getuid()
         assert uids == [str(wanted)] * 2  # real and effective: switched once, in the zygote
+
+
+@posix_root
+def test_where_a_start_is_dear_one_helper_serves_every_cell(pool, monkeypatch) -> None:
+    """Windows' Spawner keeps one helper (each is a fresh interpreter): the next cell
+    waits for its reset instead of starting a second."""
+    from pytest_bindconform.platforms import windows
+
+    assert windows.Spawner.helpers == 1
+    first = ownerpool.Child("process")
+    pid = first.helper.process.pid
+    monkeypatch.setattr(pool.starters["process"], "helpers", 1)
+    first.close()
+    for _ in range(3):
+        child = ownerpool.Child("process")
+        assert child.helper.process.pid == pid
+        listening(child)
+        child.close()
+    assert pool.started == 1
 
 
 @posix_root
