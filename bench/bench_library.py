@@ -269,13 +269,38 @@ def measure(sources: dict[str, Path], tmp: Path, args: argparse.Namespace) -> di
         print(f"\n== {label or 'figures'}: {src}; {args.runs} interleaved rounds, medians")
         med = {n: statistics.median(v) for (lb, n), v in walls.items() if lb == label}
         peak = {n: max(v) for (lb, n), v in rss.items() if lb == label}
+        rounds = {n: v for (lb, n), v in walls.items() if lb == label}
         figures[label or "figures"] = report(plans[label][1], med, peak, engine[label], args)
+        figures[label or "figures"]["per_round"] = per_round(rounds, plans[label][1], args)
     if len(sources) == 2:
         b, a = figures["before"], figures["after"]
         print("\n== after against before (same rounds)")
         for key in ("wall_lib_n0", "ratio", "ratio_no_child", "engine_ms", "xdist_speedup_1x"):
             print(f"{key:>22}: {b[key]:8.3f} -> {a[key]:8.3f}")
     return figures
+
+
+def per_round(
+    walls: dict[str, list[float]], meta: dict[str, Any], args: argparse.Namespace
+) -> dict[str, list[float]]:
+    """Each ratio in every round apart: both of its runs met that round's load, so how far
+    the rounds spread says how far a median of a noisy machine can be trusted."""
+    w, k = args.workers, args.scale
+    pairs = {
+        "ratio library / floor": ("lib n0", "floor n0"),
+        "ratio excluding child-owner": ("lib n0 no child-owner", "floor n0 no child-owner"),
+        f"-n 0 / -n {w} at 1x": ("lib n0", f"lib n{w}"),
+    }
+    if meta.get("scaled_cells"):
+        pairs[f"-n 0 / -n {w} at {k}x"] = (f"lib{k}x n0", f"lib{k}x n{w}")
+    out = {}
+    print("per round (each ratio of two runs in the same round):")
+    for name, (top, bottom) in pairs.items():
+        ratios = [a / b for a, b in zip(walls[top], walls[bottom], strict=True)]
+        out[name] = ratios
+        spread = " ".join(f"{r:.2f}" for r in ratios)
+        print(f"  {name + ':':<30}median {statistics.median(ratios):.2f}x  ({spread})")
+    return out
 
 
 def report(
