@@ -7,14 +7,18 @@ how to enable the cell, so an unknown is never mistaken for a pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from . import locality, slow
 from .host import Host, can_bind
+from .memo import Memo
 from .model import ROLES, Cell, Profile, SocketSpec
 from .owner import OwnerUnavailable, other_user_ids
+
+T = TypeVar("T")
 
 WILDCARD = {"inet": "0.0.0.0", "inet6": "::"}
 
@@ -170,32 +174,38 @@ def unprivileged_owner(host: Host) -> str:
     return "other-user" if host.admin else "self"
 
 
-_PLANS: dict[tuple[int, ...], tuple[Any, ...]] = {}
+_PLANS: Memo[tuple[PlannedSocket, ...] | str] = Memo()
+_SOCKETS: Memo[PlannedSocket | str] = Memo()
 
 
 def plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]:
     """Concrete sockets for this host, or Unrunnable with how to enable the cell.
 
     Cells of a case file share their sockets and steps (cases._shared) and the host does
-    not change during a run, so each shape is planned once per host. The key is made of
-    ids, which cost nothing to hash; the objects are kept in the entry, so that an id is
-    not reused while it lives."""
+    not change during a run, so each shape is planned once per host (memo.py)."""
     if slow.ceiling() is None and slow.is_slow(cell):
         raise Unrunnable(slow.off_reason())
-    key = (id(host), id(profile), id(cell.sockets), id(cell.steps))
-    entry = _PLANS.get(key)
-    if entry is None:
+    shape = (host, profile, cell.sockets, cell.steps)
+    planned: tuple[PlannedSocket, ...] = _once(
+        _PLANS, shape, lambda: tuple(_plan(cell, profile, host))
+    )
+    return list(planned)
+
+
+def _once(memo: Memo[T | str], objects: tuple[Any, ...], make: Callable[[], T], *values: Any) -> T:
+    """make()'s value once per objects (and values); an Unrunnable is kept as its reason,
+    and raised again each time it is asked for."""
+
+    def made() -> T | str:
         try:
-            made: tuple[PlannedSocket, ...] | str = tuple(_plan(cell, profile, host))
+            return make()
         except Unrunnable as exc:
-            made = str(exc)
-        if len(_PLANS) > 20_000:  # many runs in one process (pytester): stay bounded
-            _PLANS.clear()
-        entry = _PLANS[key] = (host, profile, cell.sockets, cell.steps, made)
-    made = entry[-1]
-    if isinstance(made, str):
-        raise Unrunnable(made)
-    return list(made)
+            return str(exc)
+
+    value = memo.get(objects, made, *values)
+    if isinstance(value, str):
+        raise Unrunnable(value)
+    return value
 
 
 def _plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket]:
@@ -212,25 +222,11 @@ def _plan(cell: Cell, profile: Profile | None, host: Host) -> list[PlannedSocket
     return planned
 
 
-_SOCKETS: dict[tuple[Any, ...], tuple[Host, Profile | None, PlannedSocket | str]] = {}
-
-
 def _socket(spec: SocketSpec, profile: Profile | None, host: Host) -> PlannedSocket:
     """One socket's plan: the library's cells are nearly all different, but their sockets
-    are a few hundred specs, planned once per profile and host (kept as _PLANS keeps)."""
-    key = (id(host), id(profile), spec)
-    entry = _SOCKETS.get(key)
-    if entry is None:
-        try:
-            made: PlannedSocket | str = _plan_socket(spec, profile, host)
-        except Unrunnable as exc:
-            made = str(exc)
-        if len(_SOCKETS) > 20_000:  # many runs in one process (pytester): stay bounded
-            _SOCKETS.clear()
-        entry = _SOCKETS[key] = (host, profile, made)
-    if isinstance(entry[2], str):
-        raise Unrunnable(entry[2])
-    return entry[2]
+    are a few hundred specs, planned once per profile and host (by value: case files
+    repeat each other's sockets too)."""
+    return _once(_SOCKETS, (host, profile), lambda: _plan_socket(spec, profile, host), spec)
 
 
 def _plan_socket(spec: SocketSpec, profile: Profile | None, host: Host) -> PlannedSocket:

@@ -13,6 +13,7 @@ from typing import Any
 from . import goals, ownerpool, probe
 from .candidates import FactoryProblem
 from .host import Host
+from .memo import Memo
 from .model import Cell, Profile, Suite
 from .oracles import NOT_RUN, Judgement, applies, judge
 from .ports import Interference, PortAllocator
@@ -29,7 +30,7 @@ class Context:
         return self.gates.get(self.host.os, "")
 
 
-_DESCRIBED: dict[int, tuple[Cell, Suite, dict[str, Any]]] = {}
+_DESCRIBED: Memo[dict[str, Any]] = Memo(limit=100_000)
 
 
 def describe(cell: Cell, suite: Suite) -> dict[str, Any]:
@@ -37,12 +38,7 @@ def describe(cell: Cell, suite: Suite) -> dict[str, Any]:
 
     Made once per cell (a rerun, a missing result and the xdist controller ask again);
     the caller gets its own top-level dict and expectation table to fill in."""
-    entry = _DESCRIBED.get(id(cell))
-    if entry is None or entry[1] is not suite:
-        if len(_DESCRIBED) > 100_000:  # many runs in one process (pytester): stay bounded
-            _DESCRIBED.clear()
-        entry = _DESCRIBED[id(cell)] = (cell, suite, _describe(cell, suite))
-    made = entry[2]
+    made = _DESCRIBED.get((cell, suite), lambda: _describe(cell, suite))
     return {**made, "expected": dict(made["expected"])}
 
 
@@ -462,22 +458,19 @@ def _claimed_here(cell: Cell, suite: Suite, host: Host) -> bool:
     return any(exp.claims and exp.oracle in here for exp in cell.expectations)
 
 
-_APPLICABLE: dict[tuple[int, int], tuple[Suite, Host, frozenset[str]]] = {}
+_APPLICABLE: Memo[frozenset[str]] = Memo(limit=10_000)
 
 
 def applicable(suite: Suite, host: Host) -> frozenset[str]:
     """The suite's oracles that apply to this host, worked out once per suite and host."""
-    entry = _APPLICABLE.get((id(suite), id(host)))
-    if entry is None:
-        if len(_APPLICABLE) > 10_000:
-            _APPLICABLE.clear()
-        ids = frozenset(
+    return _APPLICABLE.get(
+        (suite, host),
+        lambda: frozenset(
             oid
             for oid, oracle in suite.oracles.items()
             if applies(oracle, host.os, host.os_version, host.sysctl)
-        )
-        entry = _APPLICABLE[(id(suite), id(host))] = (suite, host, ids)
-    return entry[2]
+        ),
+    )
 
 
 def model_prediction(
@@ -505,23 +498,16 @@ def model_prediction(
     }
 
 
-_PREDICTED: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_PREDICTED: Memo[Any] = Memo()
 
 
 def _predicted(os: str, cell: Cell, profile: Profile | None) -> Any:
     """models.cells.predict, once per shape: it reads only the OS, the profile and the
-    cell's sockets, steps and step under test, which cells share (cases._shared). Keyed
-    by ids, the objects kept in the entry so that no id is reused while it lives."""
+    cell's sockets, steps and step under test, which cells share (cases._shared)."""
     from .models.cells import predict
 
-    key = (os, id(profile), id(cell.sockets), id(cell.steps), cell.under_test)
-    entry = _PREDICTED.get(key)
-    if entry is None:
-        if len(_PREDICTED) > 20_000:  # many runs in one process (pytester): stay bounded
-            _PREDICTED.clear()
-        said = predict(os, cell, profile)
-        entry = _PREDICTED[key] = (profile, cell.sockets, cell.steps, said)
-    return entry[-1]
+    shape = (profile, cell.sockets, cell.steps)
+    return _PREDICTED.get(shape, lambda: predict(os, cell, profile), os, cell.under_test)
 
 
 def probe_failure(observation: probe.Observation) -> str:

@@ -403,3 +403,24 @@ def _shipped_texts() -> list[tuple[str, str]]:
         for p in folder.iterdir()
         if p.name.endswith(".yaml")
     )
+
+
+def test_a_memo_makes_each_value_once_per_identity_and_stays_bounded() -> None:
+    from pytest_bindconform.memo import Memo
+
+    made: list[str] = []
+    memo: Memo[str] = Memo(limit=3)
+
+    def make(text: str) -> str:
+        made.append(text)
+        return text.upper()
+
+    one, same_value = tuple(["a", "b"]), tuple(["a", "b"])
+    assert memo.get((one,), lambda: make("x")) == "X"
+    assert memo.get((one,), lambda: make("y")) == "X"  # kept: made once
+    assert memo.get((same_value,), lambda: make("z")) == "Z"  # equal, but another object
+    assert memo.get((one,), lambda: make("w"), 2) == "W"  # plain values by equality
+    assert made == ["x", "z", "w"] and len(memo) == 3
+    for i in range(3):
+        memo.get((object(),), lambda: make("more"), i)
+    assert len(memo) <= 3 + 1  # cleared past its limit instead of growing
