@@ -331,7 +331,7 @@ def _observe(
                 privileged=low,
             )
             suspect = suspect_after(observation, connects)
-            if children and (factories or suspect):
+            if children and factories:
                 ownerpool.settle()  # child owners closed the cell's sockets (a factory's too)
             why = _first_bind_conflict(observation, port, ctx.host) or _own_port_conflict(
                 observation, planned, low, proven
@@ -339,8 +339,14 @@ def _observe(
             if why:
                 raise Interference(why)
             if suspect:
-                for each in proved + ephemeral(observation, planned):
-                    ctx.ports.prove(each, kinds, "after the cell closed its sockets")
+                unsettled = children and not factories
+                prove_after(
+                    ctx,
+                    proved + ephemeral(observation, planned),
+                    kinds,
+                    unsettled=unsettled,
+                    early=unsettled and not _children_bound(observation, planned),
+                )
         except Interference as exc:
             seen.append(f"port {port}: {exc}")
             continue
@@ -370,6 +376,41 @@ def suspect_after(observation: probe.Observation, connects: bool) -> bool:
     return not connects and (
         observation.delivery is not None
         or any(step["outcome"] in CONFLICTS for step in observation.steps)
+    )
+
+
+def prove_after(
+    ctx: Context, ports: list[int], kinds: set[tuple[str, str]], unsettled: bool, early: bool
+) -> None:
+    """Each port is free again now that the cell closed its sockets, or Interference.
+    `unsettled`: child owners may still be closing theirs (ownerpool.settle waits for
+    that). `early`: none of theirs held a port, so a port is proved before that wait,
+    which is needed only if the proof fails: a port proved free is free whoever closed
+    what, and a port still held after the wait is held by someone else."""
+    when = "after the cell closed its sockets"
+    for port in ports:
+        if unsettled and not early:
+            ownerpool.settle()
+            unsettled = False
+        try:
+            ctx.ports.prove(port, kinds, when)
+        except Interference:
+            if not unsettled:
+                raise
+            ownerpool.settle()
+            unsettled = False
+            ctx.ports.prove(port, kinds, when)
+
+
+def _children_bound(observation: probe.Observation, planned: list[probe.PlannedSocket]) -> bool:
+    """A socket of a child owner did more than exist (bound, listened, connected): it may
+    hold a port until its owner's reset. In the usual conflict cell its bind failed."""
+    children = {p.name for p in planned if p.owner != "self"}
+    return any(
+        step["socket"].split(".")[0] in children
+        and step["outcome"] == "ok"
+        and step["call"].split()[0] not in ("socket", "setsockopt")
+        for step in observation.steps
     )
 
 

@@ -22,11 +22,12 @@ from typing import Any
 
 import pytest
 
+from pytest_bindconform import ownerpool
 from pytest_bindconform.cases import load_suite
 from pytest_bindconform.host import fingerprint, os_family
 from pytest_bindconform.model import Cell, Suite
-from pytest_bindconform.ports import PortAllocator, worker_slice
-from pytest_bindconform.runner import Context, execute
+from pytest_bindconform.ports import Interference, PortAllocator, worker_slice
+from pytest_bindconform.runner import Context, execute, prove_after
 
 HOST = fingerprint()
 OS = os_family()
@@ -206,6 +207,88 @@ def test_a_disagreement_the_host_repeats_stays_a_failure(tmp_path: Path) -> None
     record = run_cell(tmp_path, Neighbour("127.0.0.2", times=0), case=case)
     assert record["status"] == "fail", record["reason"]
     assert "(the same again on a fresh port)" in record["reason"]
+
+
+def test_the_proof_after_a_cell_waits_for_child_owners_only_when_it_must(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A port found free needs no wait for the child owners' resets; one found held is
+    proved again after that wait, and held still, it is someone else's: interference."""
+    allocator = PortAllocator(HOST, PORTS)
+    ctx = Context(HOST, {}, allocator)
+    port = allocator.take(prove=True)
+    kinds = {("inet", "dgram")}
+    childs = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # closed by its owner's reset
+    childs.bind(("127.0.0.1", port))
+    waits: list[str] = []
+    monkeypatch.setattr(ownerpool, "settle", lambda: (waits.append("settle"), childs.close()))
+    prove_after(ctx, [port], kinds, unsettled=True, early=True)
+    assert waits == ["settle"]  # held at first: proved again after the wait, free then
+    prove_after(ctx, [port], kinds, unsettled=True, early=True)
+    assert waits == ["settle"]  # free at once: no wait
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as foreign:
+        foreign.bind(("127.0.0.1", port))
+        with pytest.raises(Interference, match="after the cell closed its sockets"):
+            prove_after(ctx, [port], kinds, unsettled=True, early=True)
+        assert waits == ["settle"] * 2
+        with pytest.raises(Interference):
+            prove_after(ctx, [port], kinds, unsettled=True, early=False)
+        assert waits == ["settle"] * 3  # not early: the wait comes before the proof
+        with pytest.raises(Interference):
+            prove_after(ctx, [port], kinds, unsettled=False, early=False)
+        assert waits == ["settle"] * 3
+
+
+CONFLICT = """\
+format: 1
+id: hostile
+title: hostile
+references: []
+oracles: {here: {kind: measured, source: this test, applies: {os: linux}}}
+cases:
+  - id: conflict
+    sockets:
+      a: {type: dgram, address: "127.0.0.1"}
+      b: {type: dgram, address: "127.0.0.1", owner: process}
+    steps: [bind a, bind b]
+    expect: {here: INUSE}
+"""
+
+
+class Latecomer(Neighbour):
+    """Binds 127.0.0.2 on the cell's port just after the proof made once the child owners
+    are ready (b's wildcard proof meets it, the cell's binds on 127.0.0.1 do not), for
+    the first `times` cells, and stays until the cell is over."""
+
+    def take(self, prove: bool = False, kinds: Iterable[tuple[str, str]] = ()) -> int:
+        return PortAllocator.take(self, prove, kinds) if kinds else PortAllocator.take(self, prove)
+
+    def prove(self, port: int, kinds: Iterable[tuple[str, str]], when: str) -> None:
+        PortAllocator.prove(self, port, kinds, when)
+        if when.startswith("once") and self.times > 0:
+            self.times -= 1
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind((self.address, port))
+
+
+@linux_only
+def test_a_child_owners_failed_bind_is_proved_after_without_waiting_for_its_reset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual child-owner cell: the child's bind fails, so its sockets hold no port and
+    the proof after the cell need not wait for its reset. A neighbour that came during
+    the cell and stays is still caught by that proof, after the wait."""
+    waits: list[str] = []
+    real = ownerpool.settle
+    monkeypatch.setattr(ownerpool, "settle", lambda: (waits.append("settle"), real()))
+    record = run_cell(tmp_path, Latecomer("127.0.0.2", times=0), case=CONFLICT)
+    assert record["status"] == "pass", record["reason"]
+    assert waits == []
+    record = run_cell(tmp_path, Latecomer("127.0.0.2", times=1), case=CONFLICT)
+    assert record["status"] == "pass", record["reason"]  # on a fresh port, where none came
+    (note,) = record["confounded_tries"]
+    assert "after the cell closed its sockets" in note and "another process held it" in note
+    assert waits == ["settle"]  # held at first: proved again after the reset, held still
 
 
 # -- the short form of bench/bench_hostile.py ---------------------------------------------
