@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import IO, Any
 
-from . import platforms
+from . import jsonline, platforms
 from .ops import Executor
 from .platforms import _control
 
@@ -65,15 +65,16 @@ def serve(rfile: IO[str], wfile: IO[str], channel: int = -1) -> None:
     """Helper side: answer requests until EOF, then close every socket. `reset` closes
     them between cells and counts what is still open besides the channel."""
     executor = Executor()
+    encode, decode = jsonline.codec()
     try:
         for line in rfile:
-            req = json.loads(line)
+            req = decode(line)
             if req.get("op") == "reset":
                 executor.close_all()
                 answer = {"outcome": "ok", "held": platforms.current.open_sockets(channel)}
             else:
                 answer = executor.do(req)
-            wfile.write(json.dumps(answer) + "\n")
+            wfile.write(encode(answer) + "\n")
             wfile.flush()
     finally:
         executor.close_all()
@@ -81,8 +82,11 @@ def serve(rfile: IO[str], wfile: IO[str], channel: int = -1) -> None:
 
 def _prepare() -> None:
     """Import what requests import lazily, before the switch to another user, and load the
-    library profiles once: every helper forked after a kill has them already."""
+    library profiles once: every helper forked after a kill has them already (orjson
+    too, found on the parent's sys.path, which the zygote has been given by now)."""
     from . import candidates, delivery  # noqa: F401
+
+    jsonline.codec()
 
     with contextlib.suppress(Exception):  # only a head start: a real error shows when used
         candidates.profiles()

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 from collections.abc import Iterable
 from typing import Any
 
-from . import owner, platforms
+from . import jsonline, owner, platforms
 from .owner import OwnerUnavailable
 from .platforms import _control
 
@@ -33,6 +32,7 @@ class Helper:
     def __init__(self, kind: str, process: Any):
         self.kind, self.process = kind, process
         self.resetting = False  # a reset was sent and its answer not read yet
+        self.encode, self.decode = jsonline.codec()
 
     def do(self, req: dict[str, Any]) -> dict[str, Any]:
         if not self._write(req):
@@ -41,7 +41,7 @@ class Helper:
 
     def _write(self, req: dict[str, Any]) -> bool:
         try:
-            self.process.wfile.write(json.dumps(req) + "\n")
+            self.process.wfile.write(self.encode(req) + "\n")
             self.process.wfile.flush()
         except (OSError, ValueError):
             return False
@@ -54,7 +54,7 @@ class Helper:
             line = ""
         if not line:
             raise OwnerUnavailable(f"the {self.kind} child process died")
-        answer: dict[str, Any] = json.loads(line)
+        answer: dict[str, Any] = self.decode(line)
         return answer
 
     def start_reset(self) -> bool:

@@ -20,28 +20,13 @@ xdist's scheduler after it (completions.py).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from . import completions
+from . import completions, jsonline
 
-decode: Callable[[str], Any]
-try:  # 5x faster than the stdlib both ways, in C (orjson has no FreeBSD wheel)
-    from orjson import OPT_NON_STR_KEYS
-    from orjson import dumps as _orjson_dumps
-    from orjson import loads as decode
-
-    def encode(value: Any) -> str:
-        return _orjson_dumps(value, option=OPT_NON_STR_KEYS).decode()
-
-except ImportError:  # the same text, from the stdlib
-    decode = json.loads
-
-    def encode(value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"))
+encode, decode = jsonline.codec()
 
 
 BUNDLE = 64  # cells per message at most: a terminal line or two of latency

@@ -442,3 +442,20 @@ def test_a_process_that_never_shuts_the_pool_down_still_reaps_it_at_exit(monkeyp
     )
     assert (out.returncode, out.stdout, out.stderr) == (0, "done\n", "")
     assert not leftovers(tag), "a helper or zygote outlived the process"
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/PID/maps (Linux)")
+@pytest.mark.parametrize("kind", ["process", "other-user"])
+def test_helpers_speak_the_fast_json_codec_when_their_parent_has_it(pool, kind) -> None:
+    """A helper interpreter starts without site-packages (python -S), and orjson is found
+    only on the sys.path its parent sends: the zygote imports it then, before forking."""
+    pytest.importorskip("orjson")
+    if kind == "other-user" and os.geteuid() != 0:
+        pytest.skip("other-user needs root")
+    child = ownerpool.Child(kind)
+    assert child.do({"socket": "a", **SOCKET})["outcome"] == "ok"
+    assert child.helper is not None
+    zygote = pool.starters[kind].proc.pid  # imported once, not after every fork
+    for pid in (zygote, child.helper.process.pid):
+        assert "orjson" in Path(f"/proc/{pid}/maps").read_text()
+    child.close()
