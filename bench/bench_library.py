@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -109,8 +109,26 @@ def env_for(src: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in KB of the process and what it waited for, stdout)."""
+class Run(NamedTuple):
+    wall: float  # seconds
+    peak: int  # peak RSS in KB of the process and what it waited for
+    out: str
+    cpu: float  # user + system seconds of the process and every child it reaped
+    steal: float  # share of the machine's CPU time the hypervisor took meanwhile (Linux)
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(steal, total) jiffies of the whole machine so far, from /proc/stat (Linux)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+    return ticks[7], sum(ticks)
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> Run:
+    before = cpu_times()
     start = time.perf_counter()
     proc = subprocess.Popen(
         args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -119,9 +137,13 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, st
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
+    after = cpu_times()
     if proc.returncode not in (0, 1):  # 1: some cell failed, which is a result
         raise SystemExit(f"{' '.join(args)} exited {proc.returncode}:\n{out[-3000:]}")
-    return wall, usage.ru_maxrss, out
+    steal = 0.0
+    if before and after and after[1] > before[1]:
+        steal = (after[0] - before[0]) / (after[1] - before[1])
+    return Run(wall, usage.ru_maxrss, out, usage.ru_utime + usage.ru_stime, steal)
 
 
 def scaled_library(cases: Path, into: Path, copies: int) -> Path:
@@ -249,19 +271,27 @@ def measure(sources: dict[str, Path], tmp: Path, args: argparse.Namespace) -> di
     }
     walls: dict[tuple[str, str], list[float]] = {key: [] for key in every}
     rss: dict[tuple[str, str], list[int]] = {key: [] for key in every}
+    cpus: dict[tuple[str, str], list[float]] = {key: [] for key in every}
+    steals: list[float] = []
     engine: dict[str, list[dict[str, Any]]] = {label: [] for label in sources}
     keys = list(every)
     for round_ in range(args.runs):
         shift = round_ % len(keys)
         for key in keys[shift:] + keys[:shift]:  # a different order each round
             command, cwd, extra, src = every[key]
-            wall, peak, _ = run(command, cwd, env_for(src, extra))
-            walls[key].append(wall)
-            rss[key].append(peak)
-            print(f"  round {round_ + 1} {key[0]} {key[1]}: {wall:.2f} s", flush=True)
+            done = run(command, cwd, env_for(src, extra))
+            walls[key].append(done.wall)
+            rss[key].append(done.peak)
+            cpus[key].append(done.cpu)
+            steals.append(done.steal)
+            print(
+                f"  round {round_ + 1} {key[0]} {key[1]}: {done.wall:.2f} s "
+                f"(CPU {done.cpu:.2f} s, steal {100 * done.steal:.0f} %)",
+                flush=True,
+            )
         for label, src in sources.items():
             one = plans[label][1]["one"]
-            _, _, out = run([sys.executable, "-c", ENGINE, str(one)], ROOT, env_for(src))
+            out = run([sys.executable, "-c", ENGINE, str(one)], ROOT, env_for(src)).out
             figures_line = [ln for ln in out.splitlines() if ln.startswith('{"times"')][-1]
             engine[label].append(json.loads(figures_line))  # stderr is mixed in: skip it
     figures: dict[str, Any] = {}
@@ -272,6 +302,8 @@ def measure(sources: dict[str, Path], tmp: Path, args: argparse.Namespace) -> di
         rounds = {n: v for (lb, n), v in walls.items() if lb == label}
         figures[label or "figures"] = report(plans[label][1], med, peak, engine[label], args)
         figures[label or "figures"]["per_round"] = per_round(rounds, plans[label][1], args)
+        cpu = {n: v for (lb, n), v in cpus.items() if lb == label}
+        figures[label or "figures"]["cpu"] = cpu_figures(cpu, steals)
     if len(sources) == 2:
         b, a = figures["before"], figures["after"]
         print("\n== after against before (same rounds)")
@@ -300,6 +332,33 @@ def per_round(
         out[name] = ratios
         spread = " ".join(f"{r:.2f}" for r in ratios)
         print(f"  {name + ':':<30}median {statistics.median(ratios):.2f}x  ({spread})")
+    return out
+
+
+def cpu_figures(cpu: dict[str, list[float]], steals: list[float]) -> dict[str, Any]:
+    """CPU seconds beside the wall ratio: a single-process run's CPU time does not count
+    what the hypervisor stole (this VM's steal swings from 0 to a third of the machine),
+    so the CPU ratio is the steadier figure; the wall ratio is the target's."""
+    pairs = {
+        "ratio library / floor": ("lib n0", "floor n0"),
+        "ratio excluding child-owner": ("lib n0 no child-owner", "floor n0 no child-owner"),
+    }
+    out: dict[str, Any] = {"seconds": {n: statistics.median(v) for n, v in cpu.items()}}
+    print("CPU (user + system, median; the process and every child it reaped):")
+    for name, (top, bottom) in pairs.items():
+        ratios = [a / b for a, b in zip(cpu[top], cpu[bottom], strict=True)]
+        out[name] = ratios
+        print(
+            f"  {name + ':':<30}{statistics.median(cpu[top]):6.2f} s / "
+            f"{statistics.median(cpu[bottom]):.2f} s = {statistics.median(ratios):.2f}x "
+            f"per round ({' '.join(f'{r:.2f}' for r in ratios)})"
+        )
+    if steals:
+        out["steal"] = {"median": statistics.median(steals), "max": max(steals)}
+        print(
+            f"steal during the runs: median {100 * statistics.median(steals):.0f} %, "
+            f"max {100 * max(steals):.0f} % of the machine (the hypervisor's; 0 on a quiet host)"
+        )
     return out
 
 
