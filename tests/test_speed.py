@@ -424,3 +424,32 @@ def test_a_memo_makes_each_value_once_per_identity_and_stays_bounded() -> None:
     for i in range(3):
         memo.get((object(),), lambda: make("more"), i)
     assert len(memo) <= 3 + 1  # cleared past its limit instead of growing
+
+
+OWNER_IMPORTS = """
+import json, sys
+import pytest_bindconform.owner
+before = "importlib.metadata" in sys.modules
+import pytest_bindconform
+print(json.dumps({"metadata": before, "version": pytest_bindconform.__version__}))
+"""
+
+
+def test_a_socket_owners_interpreter_does_not_read_package_metadata() -> None:
+    """The owner helpers' interpreter (python -S -m pytest_bindconform.owner) imports only
+    what a request needs; the version is read from the metadata when first asked for."""
+    import subprocess
+    from importlib.metadata import version
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", OWNER_IMPORTS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])},
+    )
+    seen = json.loads(done.stdout)
+    assert seen["metadata"] is False
+    assert seen["version"] == version("pytest-bindconform")
