@@ -459,3 +459,29 @@ def test_helpers_speak_the_fast_json_codec_when_their_parent_has_it(pool, kind) 
     for pid in (zygote, child.helper.process.pid):
         assert "orjson" in Path(f"/proc/{pid}/maps").read_text()
     child.close()
+
+
+def test_both_json_codecs_read_what_either_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where orjson has no wheel (FreeBSD) the stdlib speaks instead, and a parent and its
+    helper may differ: each must read the other's text, one value per line."""
+    from pytest_bindconform import jsonline
+
+    fast = jsonline.codec()
+    monkeypatch.setattr(jsonline, "_FOUND", [])
+    monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson raises ImportError
+    slow = jsonline.codec()
+    assert slow[1] is json.loads and jsonline._FOUND == []  # tried again when next asked
+    value = {
+        "socket": "b",
+        "error": "Adresse déjà utilisée\nà la ligne",
+        "port": 20001,
+        "wait": 0.25,
+        "answers": [{"outcome": "ok", "errno": 0}],
+        "seen": [["::1", 5, "6269"]],
+        7: None,
+    }
+    for write in (fast[0], slow[0]):
+        text = write(value)
+        assert "\n" not in text
+        for read in (fast[1], slow[1]):
+            assert read(text) == {**{k: v for k, v in value.items() if k != 7}, "7": None}
