@@ -1,8 +1,8 @@
 """Cost of cells whose sockets live in another process, measured side by side in one run.
 
 For every child-owner cell of the library (a socket with `owner: process` or
-`owner: other-user`) it times probe.run() three ways, interleaved, medians of
---rounds rounds:
+`owner: other-user`) it times probe.run() three ways, medians of --rounds rounds (pool
+and floor interleaved, then fork: its aftermath slowed the next pooled cells):
   fork  the old way: this process forks one child per cell (the child serves the
         cell and exits; other-user: it setuids first);
   pool  the way now: a pooled helper (ownerpool.py) started once, reset between cells;
@@ -185,12 +185,16 @@ def measure(rounds: int) -> None:
         "kill (process)": [c for c in cells if c[4]],
     }
     per: dict[tuple[str, str], list[float]] = {}
-    for _ in range(rounds):
-        for way in ("fork", "pool", "floor"):
-            for name, group in groups.items():
-                times = time_cells(group, h, pool, way)
-                if times:
-                    per.setdefault((name, way), []).append(statistics.median(times))
+    # pool and floor interleaved, the old way in rounds of its own after them: right after
+    # forking this whole process once per cell, pooled cells ran ~0.1 ms slower here (the
+    # forks' aftermath: caches, page tables), which a run without forks never meets
+    for ways in (("pool", "floor"), ("fork",)):
+        for _ in range(rounds):
+            for way in ways:
+                for name, group in groups.items():
+                    times = time_cells(group, h, pool, way)
+                    if times:
+                        per.setdefault((name, way), []).append(statistics.median(times))
     ownerpool.shutdown()
     print(f"child-owner cells of the library: {len(cells)}; this process: {rss:.0f} MB max RSS")
     print(f"one-time start of both pools (process, other-user): {started * 1e3:.1f} ms")
@@ -199,7 +203,7 @@ def measure(rounds: int) -> None:
         f"{rtt['other-user'] * 1e6:.0f} us (other-user); a cell makes "
         f"{statistics.median(requests_per_cell(cells)):.0f} requests (median) there"
     )
-    print(f"per cell, median over {rounds} interleaved rounds of each group's median:")
+    print(f"per cell, median over {rounds} rounds of each group's median:")
     print(f"  {'group':<16}{'cells':>6}{'fork/cell':>12}{'pool':>10}{'floor':>10}{'fork/pool':>11}")
     for name, group in groups.items():
         fork, pooled, floor = (
