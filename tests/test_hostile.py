@@ -36,13 +36,16 @@ PORTS = worker_slice(15000, 15399, _WORKER, 4)  # no other test uses these (test
 ROOT = Path(__file__).resolve().parent.parent
 linux_only = pytest.mark.skipif(OS != "linux", reason="Linux's SO_REUSEADDR sharing rules")
 
-CASE = """\
+HEADER = """\
 format: 1
 id: hostile
 title: hostile
 references: []
 oracles: {here: {kind: measured, source: this test, applies: {os: linux}}}
 cases:
+"""  # every case below is written after it (run_cell)
+
+CASE = """\
   - id: share
     sockets:
       a: {type: dgram, options: [SO_REUSEADDR], address: "127.0.0.1"}
@@ -93,7 +96,7 @@ def run_cell(
     tmp_path: Path, neighbour: Neighbour, owner: str = "self", case: str = CASE
 ) -> dict[str, Any]:
     path = tmp_path / "hostile.bind.yaml"
-    path.write_text(case.replace("OWNER", owner))
+    path.write_text(HEADER + case.replace("OWNER", owner))
     suite: Suite = load_suite(path)
     (cell,) = suite.cells
     cell_: Cell = cell
@@ -140,12 +143,6 @@ def test_a_neighbour_during_the_child_start_up_is_caught_before_the_binds(
 
 
 SHARED = """\
-format: 1
-id: hostile
-title: hostile
-references: []
-oracles: {here: {kind: measured, source: this test, applies: {os: linux}}}
-cases:
   - id: share
     sockets:
       a: {type: dgram, options: [SO_REUSEPORT], address: wildcard}
@@ -167,12 +164,6 @@ def test_a_sharer_that_takes_every_datagram_is_not_a_receiver_none(tmp_path: Pat
 
 
 CONNECTS = """\
-format: 1
-id: hostile
-title: hostile
-references: []
-oracles: {here: {kind: measured, source: this test, applies: {os: linux}}}
-cases:
   - id: bound-client
     sockets:
       s: {type: stream, address: "127.0.0.1"}
@@ -240,12 +231,6 @@ def test_the_proof_after_a_cell_waits_for_child_owners_only_when_it_must(
 
 
 CONFLICT = """\
-format: 1
-id: hostile
-title: hostile
-references: []
-oracles: {here: {kind: measured, source: this test, applies: {os: linux}}}
-cases:
   - id: conflict
     sockets:
       a: {type: dgram, address: "127.0.0.1"}
