@@ -7,8 +7,13 @@ configuration once, so load on the machine hits all of them alike):
     including and excluding the cells whose sockets live in a child process
     (owner: process / other-user, deselected with --deselect);
   * the engine's own cost per cell without pytest: runner.execute over every cell;
+  * the library with its engine replayed (bench/replay_engine.py: each cell's record,
+    saved by an untimed run, given back instead of running it): a cell's pytest side
+    against a bare item, and so the engine's share of the ratio;
   * -n 0 against -n N on the 1x library and on a Kx library (copies of the case files
     with new suite ids in a temporary directory); cost per cell at Kx against 1x;
+  * plain pytest-xdist's own gain at that weight: -n 0 against -n N on as many bare
+    items as the Kx library has cells, each spending the engine's CPU per cell;
   * peak RSS per cell (and the extra RSS per extra cell between 1x and Kx);
   * with xdist: messages and bytes per cell that workers send the controller
     (bench/xdist_meter.py), and whether setup/teardown reports carry anything.
@@ -80,25 +85,6 @@ for cell, suite in cells:
 print(json.dumps({"times": times, "counts": counts}))
 """
 )
-
-FLOOR_CONFTEST = """
-import pytest
-
-N = int(open(__file__.replace("conftest.py", "count")).read())
-
-class Bare(pytest.Item):
-    def runtest(self):
-        pass
-
-class Floor(pytest.File):
-    def collect(self):
-        for i in range(N):
-            yield Bare.from_parent(self, name=f"cell{i}")
-
-def pytest_collect_file(file_path, parent):
-    if file_path.name == "floor.txt":
-        return Floor.from_parent(parent, path=file_path)
-"""
 
 
 def env_for(src: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -184,12 +170,58 @@ def count_cells(folder: Path, src: Path) -> int:
     return int(out.stdout.strip())
 
 
-def floor_dir(into: Path, items: int) -> Path:
+FLOOR_CONFTEST = """
+import pytest
+
+N = int(open(__file__.replace("conftest.py", "count")).read())
+LOOPS = int(open(__file__.replace("conftest.py", "loops")).read())
+
+class Bare(pytest.Item):
+    def runtest(self):
+        pass
+
+class Busy(pytest.Item):
+    def runtest(self):
+        x = 0
+        for i in range(LOOPS):
+            x += i
+
+class Floor(pytest.File):
+    def collect(self):
+        kind = Busy if LOOPS else Bare
+        for i in range(N):
+            yield kind.from_parent(self, name=f"cell{i}")
+
+def pytest_collect_file(file_path, parent):
+    if file_path.name == "floor.txt":
+        return Floor.from_parent(parent, path=file_path)
+"""
+
+
+def floor_dir(into: Path, items: int, loops: int = 0) -> Path:
+    """A suite of bare items doing nothing or, with loops, each spending that much CPU."""
     into.mkdir(parents=True, exist_ok=True)
     (into / "conftest.py").write_text(FLOOR_CONFTEST)
     (into / "count").write_text(str(items))
+    (into / "loops").write_text(str(loops))
     (into / "floor.txt").write_text("")
     return into
+
+
+def loops_for(seconds: float) -> int:
+    """How many turns of the busy items' loop take this long here (calibrated now)."""
+    n, start = 200_000, time.perf_counter()
+    x = 0
+    for i in range(n):
+        x += i
+    return max(1, round(n * seconds / (time.perf_counter() - start)))
+
+
+def engine_run(one: Path, src: Path) -> dict[str, Any]:
+    """runner.execute over every cell of the library, without pytest: its times per kind."""
+    out = run([sys.executable, "-c", ENGINE, str(one)], ROOT, env_for(src)).out
+    figures_line = [ln for ln in out.splitlines() if ln.startswith('{"times"')][-1]
+    return json.loads(figures_line)  # type: ignore[no-any-return]  # stderr is mixed in
 
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
@@ -248,6 +280,11 @@ def configs_for(
             src,
         ),
     }
+    # the library with every record replayed (bench/replay_engine.py): its pytest side only
+    records = tmp / "records.pkl"
+    replay = PYTEST + ["cases", "-n", "0", "-p", "replay_engine"]
+    run(replay, one.parent, env_for(src, {"BENCH_RECORDS_SAVE": str(records)}))  # untimed
+    configs["lib n0 engine replayed"] = (replay, one.parent, {"BENCH_RECORDS": str(records)}, src)
     meta: dict[str, Any] = {"cells": cells, "child": len(child), "tmp": tmp, "one": one}
     if not args.no_scaled and args.scale > 1:
         many = scaled_library(src / "cases", tmp / "libK" / "cases", args.scale)
@@ -259,6 +296,17 @@ def configs_for(
             {"XDIST_METER_OUT": str(tmp / "meterK.json")},
             src,
         )
+        # plain pytest-xdist on as many bare items, each spending the engine's CPU per cell
+        times = engine_run(one, src)["times"]
+        meta["busy_ms"] = 1e3 * sum(times.values()) / cells
+        busy = floor_dir(tmp / "busyK", meta["scaled_cells"], loops_for(meta["busy_ms"] / 1e3))
+        for n in ("0", w):
+            configs[f"busy{args.scale}x n{n}"] = (
+                PYTEST + ["-p", "no:bindconform", "floor.txt", "-n", n],
+                busy,
+                {},
+                src,
+            )
     return configs, meta
 
 
@@ -290,10 +338,7 @@ def measure(sources: dict[str, Path], tmp: Path, args: argparse.Namespace) -> di
                 flush=True,
             )
         for label, src in sources.items():
-            one = plans[label][1]["one"]
-            out = run([sys.executable, "-c", ENGINE, str(one)], ROOT, env_for(src)).out
-            figures_line = [ln for ln in out.splitlines() if ln.startswith('{"times"')][-1]
-            engine[label].append(json.loads(figures_line))  # stderr is mixed in: skip it
+            engine[label].append(engine_run(plans[label][1]["one"], src))
     figures: dict[str, Any] = {}
     for label, src in sources.items():
         print(f"\n== {label or 'figures'}: {src}; {args.runs} interleaved rounds, medians")
@@ -321,10 +366,12 @@ def per_round(
     pairs = {
         "ratio library / floor": ("lib n0", "floor n0"),
         "ratio excluding child-owner": ("lib n0 no child-owner", "floor n0 no child-owner"),
+        "engine replayed / floor": ("lib n0 engine replayed", "floor n0"),
         f"-n 0 / -n {w} at 1x": ("lib n0", f"lib n{w}"),
     }
     if meta.get("scaled_cells"):
         pairs[f"-n 0 / -n {w} at {k}x"] = (f"lib{k}x n0", f"lib{k}x n{w}")
+        pairs[f"plain xdist at {k}x"] = (f"busy{k}x n0", f"busy{k}x n{w}")
     out = {}
     print("per round (each ratio of two runs in the same round):")
     for name, (top, bottom) in pairs.items():
@@ -388,6 +435,16 @@ def report(
         f"excluding child-owner cells: {ratio_self:7.2f}x  ({med['lib n0 no child-owner']:.2f} s "
         f"against {med['floor n0 no child-owner']:.2f} s for {cells - child} items)"
     )
+    replayed = med["lib n0 engine replayed"]
+    say(
+        f"engine replayed (records):   {replayed:7.2f} s  = {replayed / med['floor n0']:.2f}x the "
+        "floor: a cell's pytest side against a bare item"
+    )
+    say(
+        f"the engine's share:          {(med['lib n0'] - replayed) / med['floor n0']:7.2f}x  "
+        "of the ratio (library minus replayed, over the floor)"
+    )
+    out["ratio_replayed"] = replayed / med["floor n0"]
     per = {
         kind: statistics.median(x["times"][kind] / max(1, x["counts"][kind]) for x in engine)
         for kind in ("self", "child")
@@ -428,6 +485,13 @@ def report(
             f"{extra:.1f} KB per extra cell"
         )
         out.update(xdist_speedup_kx=speedk, growth=growth, rss_kb_per_extra_cell=extra)
+        busy = med[f"busy{k}x n0"] / med[f"busy{k}x n{w}"]
+        say(
+            f"plain xdist, same weight:    {busy:7.2f}x  -n 0 / -n {w} on {scaled} bare items "
+            f"each spending {meta['busy_ms']:.3f} ms of CPU ({med[f'busy{k}x n0']:.2f} s / "
+            f"{med[f'busy{k}x n{w}']:.2f} s): what pytest-xdist itself gains here at this weight"
+        )
+        out["xdist_speedup_busy"] = busy
     for label, name, n in (("1x", "meter1.json", cells), (f"{k}x", "meterK.json", scaled)):
         meter = meta["tmp"] / name
         if not meter.exists() or not n:

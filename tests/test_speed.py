@@ -453,3 +453,32 @@ def test_a_socket_owners_interpreter_does_not_read_package_metadata() -> None:
     seen = json.loads(done.stdout)
     assert seen["metadata"] is False
     assert seen["version"] == version("pytest-bindconform")
+
+
+def test_the_benchmarks_replayed_engine_gives_each_cell_its_saved_record(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench/replay_engine.py: the library's pytest side alone is only a true figure if
+    each cell gets back exactly the record its real run made, and runs no socket for it.
+    One saved record is altered: the replayed report must show that change and no other."""
+    import pickle
+
+    pytester.makefile(".bind.yaml", speed=SUITE)
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    monkeypatch.setenv("PYTHONPATH", f"{bench}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    saved = pytester.path / "records.pkl"
+    monkeypatch.setenv("BENCH_RECORDS_SAVE", str(saved))
+    real, _ = run(pytester, "real", "-p", "replay_engine")
+    monkeypatch.delenv("BENCH_RECORDS_SAVE")
+    records = pickle.loads(saved.read_bytes())
+    assert sorted(records) == sorted(r["id"] for r in real["results"])
+    altered = next(k for k in sorted(records) if "twice" in k)
+    record = pickle.loads(records[altered])
+    assert record["observed"]["outcome"] == "INUSE"  # the real bind of b failed
+    record["observed"]["outcome"] = "ok"
+    records[altered] = pickle.dumps(record)
+    saved.write_bytes(pickle.dumps(records))
+    monkeypatch.setenv("BENCH_RECORDS", str(saved))
+    replayed, _ = run(pytester, "replayed", "-p", "replay_engine")
+    differences = compare(real, replayed)
+    assert differences and all(altered in line for line in differences), differences
