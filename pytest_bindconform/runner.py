@@ -44,6 +44,7 @@ def describe(cell: Cell, suite: Suite) -> dict[str, Any]:
 
 def _describe(cell: Cell, suite: Suite) -> dict[str, Any]:
     position = cell.position
+    steps, under_test = _steps(cell)
     return {
         "id": f"{suite.path}::{cell.name}",
         "suite": suite.id,
@@ -60,19 +61,38 @@ def _describe(cell: Cell, suite: Suite) -> dict[str, Any]:
             "row_label": position.row_label,
             "column_label": position.column_label,
         },
-        "expected": {
-            exp.oracle: {
-                "outcome": exp.outcome,
-                "flags": ["undefined-delivery"] if exp.undefined_delivery else [],
-                **({"receiver": exp.receiver} if exp.receiver else {}),
-                **({"spread": exp.spread, "fairness_min": exp.fairness_min} if exp.spread else {}),
-                "provenance": suite.oracles[exp.oracle].provenance,
-            }
-            for exp in cell.expectations
-        },
-        "steps_planned": [str(s) for s in cell.steps],
-        "under_test": str(cell.steps[cell.under_test]),
+        "expected": _EXPECTED.get((cell.expectations, suite), lambda: _expected(cell, suite)),
+        "steps_planned": steps,
+        "under_test": under_test,
     }
+
+
+# Cells share their expectation and step tuples (cases._shared), so what is made of them
+# alone is made once per tuple: the xdist controller describes every cell again, and
+# these were most of that. The parts are read, never changed, by whoever gets a record.
+_EXPECTED: Memo[dict[str, dict[str, Any]]] = Memo(limit=100_000)
+_STEPS: Memo[tuple[list[str], str]] = Memo(limit=100_000)
+
+
+def _expected(cell: Cell, suite: Suite) -> dict[str, dict[str, Any]]:
+    return {
+        exp.oracle: {
+            "outcome": exp.outcome,
+            "flags": ["undefined-delivery"] if exp.undefined_delivery else [],
+            **({"receiver": exp.receiver} if exp.receiver else {}),
+            **({"spread": exp.spread, "fairness_min": exp.fairness_min} if exp.spread else {}),
+            "provenance": suite.oracles[exp.oracle].provenance,
+        }
+        for exp in cell.expectations
+    }
+
+
+def _steps(cell: Cell) -> tuple[list[str], str]:
+    return _STEPS.get(
+        (cell.steps,),
+        lambda: ([str(s) for s in cell.steps], str(cell.steps[cell.under_test])),
+        cell.under_test,
+    )
 
 
 DESCRIBED = ("suite", "name", "key", "variant", "profile", "line", "grid", "expected")
