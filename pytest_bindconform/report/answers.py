@@ -26,11 +26,12 @@ class RunCandidates:
     require: tuple[str, ...] = ()
 
     def missed_requirement(self, record: dict[str, Any]) -> str:
-        from ..goals import require_message
-
+        """Asked of every cell: most have no server goal, and return before the import."""
         g = record.get("goal")
         if not g or g["kind"] != "server" or g["goal"] not in self.require:
             return ""
+        from ..goals import require_message
+
         return require_message(record) if g["met"] is False else ""
 
 
