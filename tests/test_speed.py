@@ -275,6 +275,23 @@ def test_rejoin_gives_back_the_record_travelling_left_out(tmp_path: Path) -> Non
         assert list(again["scenario"]) == list(record["scenario"])
 
 
+def test_cells_that_share_expectations_get_tables_of_their_own(tmp_path: Path) -> None:
+    """runner._describe makes a shared expectation tuple's table once: each description
+    must still be its own to fill in, and say what a table made afresh would."""
+    path = tmp_path / "speed.bind.yaml"
+    path.write_text(SUITE)
+    suite = load(path, display="speed.bind.yaml")
+    a, b = (c for c in suite.cells if c.name.startswith("twice"))
+    assert a.expectations is b.expectations  # cases._shared made them one object
+    first, second = runner.describe(a, suite), runner.describe(b, suite)
+    assert first["expected"] == second["expected"] == runner._expected(a, suite)
+    assert first["steps_planned"] == [str(s) for s in a.steps]
+    first["expected"][GATE] = "filled in by the first cell"
+    first["expected"].pop("other")
+    assert runner.describe(b, suite)["expected"] == runner._expected(b, suite)
+    assert runner.describe(a, suite)["expected"] == runner._expected(a, suite)
+
+
 def test_a_plan_is_made_once_per_shape_and_answers_as_before(tmp_path: Path) -> None:
     path = tmp_path / "speed.bind.yaml"
     path.write_text(SUITE)
