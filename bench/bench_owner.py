@@ -6,8 +6,12 @@ and floor interleaved, then fork: its aftermath slowed the next pooled cells):
   fork  the old way: this process forks one child per cell (the child serves the
         cell and exits; other-user: it setuids first);
   pool  the way now: a pooled helper (ownerpool.py) started once, reset between cells;
+        on Linux it is moved to this process's CPU before each request (linux.colocate);
+  unmoved  the same pool with its helpers left where the kernel runs them;
   floor the same cell with every socket owned by this process: no process boundary.
-The old way's cost grows with the size of the forking process: this one loads the
+Pool and unmoved are timed back to back and again with --gap-ms of other work before
+each cell (in library order, self-owned cells run in between and the helper's CPU
+goes idle). The old way's cost grows with the size of the forking process: this one loads the
 whole library as pytest does, and its size is printed. Cells with a `kill` step are
 timed apart (the pool replaces a killed helper). The one-time start of a pool is
 printed too.
@@ -116,8 +120,16 @@ def child_owner_cells(h: host.Host) -> list[Cell]:
     return found
 
 
-def time_cells(cells: list[Cell], h: host.Host, pool: ports.PortAllocator, way: str) -> list[float]:
+def _unmoved(self: Any) -> None:
+    """ForkedHelper.follow() for the 'unmoved' way: the helper stays where it runs."""
+
+
+def time_cells(
+    cells: list[Cell], h: host.Host, pool: ports.PortAllocator, way: str, gap: float = 0.0
+) -> list[float]:
     probe.Child = ForkPerCell if way == "fork" else ownerpool.Child  # type: ignore[misc]
+    helper_class = platforms._posix.ForkedHelper
+    helper_class.follow = _unmoved if way == "unmoved" else FOLLOW  # type: ignore[method-assign]
     out = []
     for cell, profile, planned, made_by, kill in cells:
         if way == "floor":
@@ -125,10 +137,17 @@ def time_cells(cells: list[Cell], h: host.Host, pool: ports.PortAllocator, way: 
                 continue  # a kill needs another process
             planned = [dataclasses.replace(p, owner="self") for p in planned]
         port = pool.take(prove=False)
+        busy_until = time.perf_counter() + gap
+        while time.perf_counter() < busy_until:  # other work, as a self-owned cell's
+            pass
         start = time.perf_counter()
         probe.run(cell, planned, port, h, profile, factories=made_by)
         out.append(time.perf_counter() - start)
+    helper_class.follow = FOLLOW  # type: ignore[method-assign]
     return out
+
+
+FOLLOW = platforms._posix.ForkedHelper.follow
 
 
 def round_trips(rounds: int) -> dict[str, float]:
@@ -168,7 +187,7 @@ def requests_per_cell(cells: list[Cell]) -> list[int]:
     return counted
 
 
-def measure(rounds: int) -> None:
+def measure(rounds: int, gap: float) -> None:
     h = host.fingerprint()
     cells = child_owner_cells(h)
     pool = ports.PortAllocator(h, range(*ports.default_range(h)))
@@ -188,11 +207,12 @@ def measure(rounds: int) -> None:
     # pool and floor interleaved, the old way in rounds of its own after them: right after
     # forking this whole process once per cell, pooled cells ran ~0.1 ms slower here (the
     # forks' aftermath: caches, page tables), which a run without forks never meets
-    for ways in (("pool", "floor"), ("fork",)):
+    for ways in (("pool", "unmoved", "floor", "pool+gap", "unmoved+gap"), ("fork",)):
         for _ in range(rounds):
             for way in ways:
+                plain, _, spaced = way.partition("+")
                 for name, group in groups.items():
-                    times = time_cells(group, h, pool, way)
+                    times = time_cells(group, h, pool, plain, gap if spaced else 0.0)
                     if times:
                         per.setdefault((name, way), []).append(statistics.median(times))
     ownerpool.shutdown()
@@ -205,15 +225,26 @@ def measure(rounds: int) -> None:
     )
     print(f"per cell, median over {rounds} rounds of each group's median:")
     print(f"  {'group':<16}{'cells':>6}{'fork/cell':>12}{'pool':>10}{'floor':>10}{'fork/pool':>11}")
+    median = {k: statistics.median(v) * 1e3 for k, v in per.items()}
     for name, group in groups.items():
-        fork, pooled, floor = (
-            statistics.median(per.get((name, w), [float("nan")])) * 1e3
-            for w in ("fork", "pool", "floor")
-        )
+        fork, pooled, floor = (median.get((name, w), NAN) for w in ("fork", "pool", "floor"))
         print(
             f"  {name:<16}{len(group):>6}{fork:>10.3f}ms{pooled:>8.3f}ms{floor:>8.3f}ms"
             f"{fork / pooled:>10.1f}x   pool - floor {pooled - floor:.3f} ms"
         )
+    moved = "moved to this CPU" if sys.platform == "linux" else "never moved on this OS"
+    print(f"helpers {moved} / left where they run: back to back; after {gap * 1e3:g} ms of work")
+    for name in groups:
+        a, b, c, d = (
+            median.get((name, w), NAN) for w in ("pool", "unmoved", "pool+gap", "unmoved+gap")
+        )
+        print(
+            f"  {name:<16}{a:>8.3f} / {b:.3f} ms = {a / b:.2f}x;"
+            f"  {c:.3f} / {d:.3f} ms = {c / d:.2f}x"
+        )
+
+
+NAN = float("nan")
 
 
 # -- before/after: the library's results, cell for cell ------------------------------
@@ -252,11 +283,12 @@ def compare(before: Path, after: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--gap-ms", type=float, default=1.0, help="other work before each cell")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
     args = parser.parse_args()
     if args.compare:
         return compare(*args.compare)
-    measure(args.rounds)
+    measure(args.rounds, args.gap_ms / 1e3)
     return 0
 
 

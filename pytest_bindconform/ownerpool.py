@@ -26,11 +26,16 @@ from .owner import OwnerUnavailable
 from .platforms import _control
 
 
+def _stay() -> None:
+    """A helper process that cannot be moved (not Linux) stays where the OS runs it."""
+
+
 class Helper:
     """One helper process: requests as JSON lines over the platform's channel."""
 
     def __init__(self, kind: str, process: Any):
         self.kind, self.process = kind, process
+        self.follow = getattr(process, "follow", _stay)  # keep it near this process's CPU
         self.resetting = False  # a reset was sent and its answer not read yet
         self.encode, self.decode = jsonline.codec()
 
@@ -40,6 +45,7 @@ class Helper:
         return self._answer()
 
     def _write(self, req: dict[str, Any]) -> bool:
+        self.follow()
         try:
             self.process.wfile.write(self.encode(req) + "\n")
             self.process.wfile.flush()

@@ -485,3 +485,86 @@ def test_both_json_codecs_read_what_either_writes(monkeypatch: pytest.MonkeyPatc
         assert "\n" not in text
         for read in (fast[1], slow[1]):
             assert read(text) == {**{k: v for k, v in value.items() if k != 7}, "7": None}
+
+
+def _two_cpus() -> list[int]:
+    mask = sorted(getattr(os, "sched_getaffinity", lambda _: set())(0))
+    if sys.platform != "linux" or len(mask) < 2:
+        pytest.skip("needs Linux and at least two CPUs this process may run on")
+    return mask[:2]
+
+
+@posix_root
+@pytest.mark.parametrize("kind", ["process", "other-user"])
+def test_a_linux_helper_is_moved_to_the_cpu_of_the_process_it_serves(pool, kind) -> None:
+    """Each request blocks until its answer: on the caller's CPU the two take turns, where
+    on another CPU each request and answer wakes a CPU gone idle (docs/speed.md). When
+    the caller moves, its helper follows at the next request."""
+    first_cpu, second_cpu = _two_cpus()
+    mask = os.sched_getaffinity(0)
+    child = ownerpool.Child(kind)
+    try:
+        assert child.helper is not None
+        pid = child.helper.process.pid
+        for cpu in (first_cpu, second_cpu, first_cpu):
+            os.sched_setaffinity(0, {cpu})  # this process moves; its helper must follow
+            assert child.do({"socket": "a", **SOCKET})["outcome"] == "ok"
+            assert os.sched_getaffinity(pid) == {cpu}
+            assert child.do({"socket": "a", "op": "close"})["outcome"] == "ok"
+    finally:
+        os.sched_setaffinity(0, mask)
+        child.close()
+    ownerpool.settle()
+    assert pool.replaced == 0
+
+
+def test_colocate_moves_a_helper_only_when_its_caller_moved(monkeypatch) -> None:
+    """One sched_getcpu() per request and a sched_setaffinity() only after a move; a helper
+    that may not be moved (EPERM) serves where it is, and is not asked again until the
+    caller moves; no CPU known (sched_getcpu failed): nothing is touched."""
+    from pytest_bindconform.platforms import linux
+
+    moves: list[tuple[int, set[int]]] = []
+    refuse = [False]
+
+    def setaffinity(pid: int, cpus: set[int]) -> None:
+        moves.append((pid, cpus))
+        if refuse[0]:
+            raise PermissionError(1, "Operation not permitted")
+
+    cpu = [3]
+    monkeypatch.setattr(linux, "_GETCPU", [lambda: cpu[0]])
+    monkeypatch.setattr(os, "sched_setaffinity", setaffinity, raising=False)
+    assert linux.colocate(41, None) == 3 and moves == [(41, {3})]
+    assert linux.colocate(41, 3) == 3 and len(moves) == 1, "moved again without a reason"
+    cpu[0], refuse[0] = 0, True
+    assert linux.colocate(41, 3) == 0 and moves[-1] == (41, {0})  # refused: it stays put
+    assert linux.colocate(41, 0) == 0 and len(moves) == 2
+    cpu[0] = -1
+    assert linux.colocate(41, 0) == 0 and len(moves) == 2
+
+
+def test_helpers_stay_where_the_os_runs_them_without_a_colocator(monkeypatch) -> None:
+    """macOS and FreeBSD (and a Linux without sched_getcpu) move no helper: follow() does
+    nothing there, and a process without follow() (Windows) is asked nothing."""
+    from pytest_bindconform.platforms import _posix, darwin, freebsd, linux
+
+    assert darwin.owner_starter is _posix.owner_starter is freebsd.owner_starter
+    zygote = _posix.Zygote.__new__(_posix.Zygote)
+    zygote.colocate = None
+    a, b = socket.socketpair()
+    helper = _posix.ForkedHelper(zygote, os.getpid(), a)
+    helper.follow()
+    assert helper.cpu is None
+    helper.close()
+    b.close()
+    monkeypatch.setattr(linux, "_GETCPU", [None])
+    started: list[object] = []
+
+    def init(self: object, owner: str, colocate: object = None) -> None:
+        started.append(colocate)
+
+    monkeypatch.setattr(_posix.Zygote, "__init__", init)
+    linux.owner_starter("process")
+    assert started == [None]
+    assert ownerpool.Helper("process", object()).follow is ownerpool._stay

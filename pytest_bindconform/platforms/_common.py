@@ -38,7 +38,8 @@ API = (
 
 
 class OwnerProcess(Protocol):
-    """A helper process holding sockets for the pool (ownerpool.py): JSON lines both ways."""
+    """A helper process holding sockets for the pool (ownerpool.py): JSON lines both ways.
+    One may also offer follow(), called before each request (Linux: platforms/_posix.py)."""
 
     rfile: IO[str]
     wfile: IO[str]

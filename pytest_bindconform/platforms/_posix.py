@@ -29,6 +29,8 @@ from ._common import Starter
 
 OTHER_USER = "nobody"
 Serve = Callable[[IO[str], IO[str], int], None]  # rfile, wfile, the channel's fd
+# (helper pid, the CPU it was moved to or None) -> the CPU it is on now (platforms/linux.py)
+Colocate = Callable[[int, "int | None"], "int | None"]
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 REAP_SECONDS = 5.0  # a helper exits at once on EOF; a stuck one is killed after this
 
@@ -111,11 +113,12 @@ class Zygote:
 
     helpers = 2  # a helper is one round trip away (forked ahead): two take turns
 
-    def __init__(self, owner: str):
+    def __init__(self, owner: str, colocate: Colocate | None = None):
         ids = other_user_ids() if owner == "other-user" else None
         if isinstance(ids, str):
             raise PermissionError(ids)
         self.owner = owner
+        self.colocate = colocate  # where the OS can: helpers follow the caller's CPU
         mine, theirs = socket.socketpair()
         command = [sys.executable, "-S", "-m", "pytest_bindconform.owner"]
         command += ["--zygote", str(theirs.fileno())]
@@ -195,6 +198,15 @@ class ForkedHelper:
         self.zygote, self.pid, self.sock = zygote, pid, sock
         self.rfile: IO[str] = sock.makefile("r", encoding="utf-8", newline="\n")
         self.wfile: IO[str] = sock.makefile("w", encoding="utf-8", newline="\n")
+        self.cpu: int | None = None  # the CPU it was moved to (follow())
+
+    def follow(self) -> None:
+        """Before a request: move the helper to the CPU the caller runs on (where the OS
+        can). The caller blocks until the answer, so the two take turns on one CPU; on
+        two CPUs each request and each answer wakes a CPU that went idle, which on a
+        virtual machine costs a few hundred µs (docs/speed.md)."""
+        if self.zygote.colocate is not None and self.pid:
+            self.cpu = self.zygote.colocate(self.pid, self.cpu)
 
     def kill(self) -> None:
         """A crash: SIGKILL; the kernel closes the helper's sockets as for any dead process."""

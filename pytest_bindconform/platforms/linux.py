@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Callable
 from typing import Any
 
-from ._common import Facts, System
+from . import _posix
+from ._common import Facts, Starter, System
 from ._common import connect_limit as _limit
-from ._posix import is_admin, open_sockets, other_user_problem, owner_starter, rst_linger
+from ._posix import is_admin, open_sockets, other_user_problem, rst_linger
 
 NAME = "linux"
 ERRORS = {
@@ -67,6 +71,40 @@ def facts(system: System) -> Facts:
         sysctl=sysctl,
         ephemeral_ports=parse_port_range(sysctl.get("net.ipv4.ip_local_port_range", "")),
     )
+
+
+def owner_starter(owner: str) -> Starter:
+    """A zygote (_posix.py) whose helpers follow the CPU of the process they serve."""
+    return _posix.Zygote(owner, colocate=colocate if _current_cpu() is not None else None)
+
+
+_GETCPU: list[Callable[[], int] | None] = []  # libc's sched_getcpu(3), looked up once
+
+
+def _current_cpu() -> Callable[[], int] | None:
+    if not _GETCPU:
+        try:
+            import ctypes
+
+            getcpu = ctypes.CDLL(None, use_errno=True).sched_getcpu
+            getcpu.restype, getcpu.argtypes = ctypes.c_int, []
+        except (ImportError, OSError, AttributeError):  # no ctypes, no such libc function
+            getcpu = None
+        _GETCPU.append(getcpu)
+    return _GETCPU[0]
+
+
+def colocate(pid: int, where: int | None) -> int | None:
+    """Pin helper `pid` to the CPU this process runs on now, unless it is there already:
+    one sched_getcpu() per request, a sched_setaffinity() only after this process moved.
+    Where the helper may not be moved (EPERM), it runs where the kernel puts it."""
+    getcpu = _current_cpu()
+    cpu = getcpu() if getcpu is not None else -1
+    if cpu < 0 or cpu == where:
+        return where
+    with contextlib.suppress(OSError):
+        getattr(os, "sched_setaffinity")(pid, {cpu})  # noqa: B009 (Linux only)
+    return cpu
 
 
 def enter_isolation() -> list[str]:
