@@ -12,6 +12,9 @@ configuration once, so load on the machine hits all of them alike):
     against a bare item, and so the engine's share of the ratio;
   * -n 0 against -n N on the 1x library and on a Kx library (copies of the case files
     with new suite ids in a temporary directory); cost per cell at Kx against 1x;
+  * the most -n N could gain here: the Kx library's files dealt out to N folders and run
+    as N independent `-n 0` processes at once, each with its own port range
+    (bench/apart.py): no controller, no distribution, each collecting only its share;
   * plain pytest-xdist's own gain at that weight: -n 0 against -n N on as many bare
     items as the Kx library has cells, each spending the engine's CPU per cell;
   * peak RSS per cell (and the extra RSS per extra cell between 1x and Kx);
@@ -150,6 +153,17 @@ def scaled_library(cases: Path, into: Path, copies: int) -> Path:
             body = text if k == 0 else re.sub(r"(?m)^id: *(\S+)", rf"id: \1-copy{k}", text, count=1)
             (into / name).write_text(body)
     return into
+
+
+def split_library(folder: Path, into: Path, parts: int) -> list[Path]:
+    """The case files of `folder` dealt out to `parts` folders (each with its own cases/):
+    a scaled library's copies are alike, so each folder gets the same weight."""
+    outs = [into / str(i) for i in range(parts)]
+    for out in outs:
+        (out / "cases").mkdir(parents=True, exist_ok=True)
+    for i, path in enumerate(sorted(folder.glob("*.bind.yaml"))):
+        shutil.copy(path, outs[i % parts] / "cases" / path.name)
+    return outs
 
 
 def child_owner_ids(folder: Path, src: Path) -> list[str]:
@@ -303,6 +317,17 @@ def configs_for(
             {"XDIST_METER_OUT": str(tmp / "meterK.json")},
             src,
         )
+        # the same cells in N folders, run as N independent -n 0 processes at once: the
+        # most -n N could gain here, under the same load (bench/apart.py)
+        halves = split_library(many, tmp / "apart", args.workers)
+        configs[f"lib{args.scale}x {w} apart"] = (
+            [sys.executable, str(BENCH / "apart.py"), "20000-29999", *map(str, halves), "--"]
+            + PYTEST[1:]
+            + ["cases", "-n", "0"],
+            tmp,
+            {},
+            src,
+        )
         # plain pytest-xdist on as many bare items, each spending the engine's CPU per cell
         times = engine_run(one, src)["times"]
         meta["busy_ms"] = 1e3 * sum(times.values()) / cells
@@ -359,7 +384,17 @@ def measure(sources: dict[str, Path], tmp: Path, args: argparse.Namespace) -> di
     if len(sources) == 2:
         b, a = figures["before"], figures["after"]
         print("\n== after against before (same rounds)")
-        for key in ("wall_lib_n0", "ratio", "ratio_no_child", "engine_ms", "xdist_speedup_1x"):
+        for key in (
+            "wall_lib_n0",
+            "ratio",
+            "ratio_no_child",
+            "engine_ms",
+            "xdist_speedup_1x",
+            "xdist_speedup_kx",
+            "apart_speedup_kx",
+        ):
+            if key not in b or key not in a:
+                continue
             print(f"{key:>22}: {b[key]:8.3f} -> {a[key]:8.3f}")
     return figures
 
@@ -378,6 +413,7 @@ def per_round(
     }
     if meta.get("scaled_cells"):
         pairs[f"-n 0 / -n {w} at {k}x"] = (f"lib{k}x n0", f"lib{k}x n{w}")
+        pairs[f"-n 0 / {w} apart at {k}x"] = (f"lib{k}x n0", f"lib{k}x {w} apart")
         pairs[f"plain xdist at {k}x"] = (f"busy{k}x n0", f"busy{k}x n{w}")
     out = {}
     print("per round (each ratio of two runs in the same round):")
@@ -486,12 +522,19 @@ def report(
             f"-n 0 / -n {w} at {k}x:           {speedk:7.2f}x  ({med[f'lib{k}x n0']:.2f} s / "
             f"{med[f'lib{k}x n{w}']:.2f} s)  (target >= 1.5x)"
         )
+        apart = med[f"lib{k}x n0"] / med[f"lib{k}x {w} apart"]
+        say(
+            f"-n 0 / {w} apart at {k}x:        {apart:7.2f}x  ({med[f'lib{k}x {w} apart']:.2f} s: "
+            f"the cells in {w} independent -n 0 processes at once, no controller; the most "
+            f"-n {w} could gain here. -n {w} reached {speedk / apart:.0%} of it)"
+        )
         say(f"per-cell cost {k}x / 1x:       {growth:7.2f}   (target <= 1.10)")
         say(
             f"peak RSS -n 0 at {k}x:         {peak[f'lib{k}x n0'] / 1024:7.1f} MB; "
             f"{extra:.1f} KB per extra cell"
         )
         out.update(xdist_speedup_kx=speedk, growth=growth, rss_kb_per_extra_cell=extra)
+        out.update(apart_speedup_kx=apart)
         busy = med[f"busy{k}x n0"] / med[f"busy{k}x n{w}"]
         say(
             f"plain xdist, same weight:    {busy:7.2f}x  -n 0 / -n {w} on {scaled} bare items "
