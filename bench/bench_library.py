@@ -322,7 +322,7 @@ def configs_for(
         halves = split_library(many, tmp / "apart", args.workers)
         configs[f"lib{args.scale}x {w} apart"] = (
             [sys.executable, str(BENCH / "apart.py"), "20000-29999", *map(str, halves), "--"]
-            + PYTEST[1:]
+            + PYTEST[3:]  # its own "python -m pytest" per folder
             + ["cases", "-n", "0"],
             tmp,
             {},
