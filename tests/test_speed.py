@@ -499,3 +499,48 @@ def test_the_benchmarks_replayed_engine_gives_each_cell_its_saved_record(
     replayed, _ = run(pytester, "replayed", "-p", "replay_engine")
     differences = compare(real, replayed)
     assert differences and all(altered in line for line in differences), differences
+
+
+def test_the_benchmarks_apart_runs_its_folders_at_once_each_in_its_own_ports(
+    tmp_path: Path,
+) -> None:
+    """bench/apart.py is the ceiling `-n N` is judged against: the folders must really run
+    at the same time (each session waits, bounded, for the other to start: run one after
+    the other, the first would give up) and never share a port (a shared one would make
+    interference, not a measurement)."""
+    import subprocess
+
+    from apart import split_ports
+
+    assert split_ports("20000-29999", 2) == ["20000-24999", "25000-29999"]
+    assert split_ports("20000-20008", 3) == ["20000-20002", "20003-20005", "20006-20008"]
+    waits = (
+        "import pathlib, time\n"
+        "def pytest_sessionstart(session):\n"
+        "    here = pathlib.Path(__file__).parent\n"
+        "    (here / 'started').write_text('')\n"
+        "    other = here.parent / ('b' if here.name == 'a' else 'a') / 'started'\n"
+        "    end = time.monotonic() + 30\n"
+        "    while not other.exists() and time.monotonic() < end:\n"
+        "        time.sleep(0.05)\n"
+        "    assert other.exists(), 'the other folder never started'\n"
+    )
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        (folder / "cases").mkdir(parents=True)
+        (folder / "cases" / "speed.bind.yaml").write_text(SUITE)
+        (folder / "conftest.py").write_text(waits)
+    apart = Path(__file__).resolve().parent.parent / "bench" / "apart.py"
+    done = subprocess.run(
+        [sys.executable, str(apart), "20000-29999", *map(str, folders), "--"]
+        + [*ARGS, "cases", "-n", "0", "--bindconform-json=out.json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    for folder, (low, high) in zip(folders, [(20000, 24999), (25000, 29999)], strict=True):
+        assert "passed" in (folder / "apart.out").read_text()
+        results = json.loads((folder / "out.json").read_text())["results"]
+        ports = {r["scenario"]["port"] for r in results if r["scenario"].get("port")}
+        assert ports and all(low <= port <= high for port in ports), (folder.name, ports)
