@@ -17,12 +17,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pytest_bindconform.ports import parse_range, worker_slice
+
 
 def split_ports(text: str, parts: int) -> list[str]:
-    """LOW-HIGH cut into `parts` disjoint ranges, as xdist workers get theirs."""
-    low, high = (int(x) for x in text.split("-"))
-    size = (high - low + 1) // parts
-    return [f"{low + i * size}-{low + (i + 1) * size - 1}" for i in range(parts)]
+    """LOW-HIGH cut into `parts` disjoint ranges, exactly as xdist workers get theirs."""
+    low, high = parse_range(text)
+    slices = (worker_slice(low, high, i, parts) for i in range(parts))
+    return [f"{r.start}-{r.stop - 1}" for r in slices]
 
 
 def main(argv: list[str]) -> int:
@@ -31,16 +33,19 @@ def main(argv: list[str]) -> int:
     cut = argv.index("--")
     ports, folders, pytest_args = argv[0], argv[1:cut], argv[cut + 1 :]
     logs = [Path(folder) / "apart.out" for folder in folders]
+    outs = [log.open("w") for log in logs]
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "pytest", *pytest_args, f"--bindconform-ports={span}"],
             cwd=folder,
-            stdout=log.open("w"),
+            stdout=out,
             stderr=subprocess.STDOUT,
         )
-        for folder, span, log in zip(folders, split_ports(ports, len(folders)), logs, strict=True)
+        for folder, span, out in zip(folders, split_ports(ports, len(folders)), outs, strict=True)
     ]
     codes = [p.wait() for p in procs]
+    for out in outs:
+        out.close()
     for code, log in zip(codes, logs, strict=True):
         if code not in (0, 1):  # 1: some cell failed, which is a result
             print(f"{log.parent}: exit {code}\n{log.read_text()[-3000:]}", file=sys.stderr)

@@ -47,6 +47,8 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pytest_bindconform.ports import DEFAULT_RANGE
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 
@@ -246,6 +248,7 @@ def engine_run(one: Path, src: Path) -> dict[str, Any]:
 
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+PORTS = "-".join(map(str, DEFAULT_RANGE))  # the plugin's default range, split by apart.py
 
 
 Config = tuple[list[str], Path, dict[str, str], Path]  # command, cwd, extra env, source
@@ -321,7 +324,7 @@ def configs_for(
         # most -n N could gain here, under the same load (bench/apart.py)
         halves = split_library(many, tmp / "apart", args.workers)
         configs[f"lib{args.scale}x {w} apart"] = (
-            [sys.executable, str(BENCH / "apart.py"), "20000-29999", *map(str, halves), "--"]
+            [sys.executable, str(BENCH / "apart.py"), PORTS, *map(str, halves), "--"]
             + PYTEST[3:]  # its own "python -m pytest" per folder
             + ["cases", "-n", "0"],
             tmp,
@@ -533,8 +536,12 @@ def report(
             f"peak RSS -n 0 at {k}x:         {peak[f'lib{k}x n0'] / 1024:7.1f} MB; "
             f"{extra:.1f} KB per extra cell"
         )
-        out.update(xdist_speedup_kx=speedk, growth=growth, rss_kb_per_extra_cell=extra)
-        out.update(apart_speedup_kx=apart)
+        out.update(
+            xdist_speedup_kx=speedk,
+            growth=growth,
+            rss_kb_per_extra_cell=extra,
+            apart_speedup_kx=apart,
+        )
         busy = med[f"busy{k}x n0"] / med[f"busy{k}x n{w}"]
         say(
             f"plain xdist, same weight:    {busy:7.2f}x  -n 0 / -n {w} on {scaled} bare items "
