@@ -63,15 +63,22 @@ def _user_namespace() -> int:
 
 def serve(rfile: IO[str], wfile: IO[str], channel: int = -1) -> None:
     """Helper side: answer requests until EOF, then close every socket. `reset` closes
-    them between cells and counts what is still open besides the channel."""
+    them between cells and counts what is still open besides the channel; a request
+    marked `"reset": true` (a new cell's first) does that first, and is served only if
+    nothing is left open: the last cell's sockets are closed without a round trip."""
     executor = Executor()
     encode, decode = jsonline.codec()
     try:
         for line in rfile:
             req = decode(line)
-            if req.get("op") == "reset":
+            held = None
+            if req.get("reset") or req.get("op") == "reset":
                 executor.close_all()
-                answer = {"outcome": "ok", "held": platforms.current.open_sockets(channel)}
+                held = platforms.current.open_sockets(channel)
+            if req.get("op") == "reset":
+                answer = {"outcome": "ok", "held": held}
+            elif held:
+                answer = {"outcome": "unclean", "held": held}
             else:
                 answer = executor.do(req)
             wfile.write(encode(answer) + "\n")

@@ -3,14 +3,14 @@
 Starting a process per cell cost milliseconds (forking pytest grows with its
 size); a pooled helper costs one round trip per request. Per pytest process (an
 xdist worker is one) and owner kind there is one starter (platforms/: a zygote on
-POSIX) and its helpers: two take turns where a start is cheap (a POSIX fork; one on
-Windows, where each is a fresh interpreter). A cell takes a helper (`Child`) and gives it
-back: the helper is reset, and proves it holds no socket, or it is killed and
-replaced. The reset's answer is read when a later cell takes the helper, or when a
-port proof needs the helper's sockets closed (settle()): while one helper closes the
-last cell's sockets, the next cell runs on the other. A killed helper (a cell's `kill`
-step) is forgotten; the next cell gets a fresh one. Everything is reaped at session end
-(plugin.py) or at exit.
+POSIX, a fresh interpreter per helper on Windows) and, usually, one helper serving
+cell after cell. A cell takes the helper (`Child`) and gives it back; the helper then
+closes that cell's sockets, and proves it holds none, with its next request: the next
+cell's first (in the same round trip, before serving it), or settle()'s reset where a
+port proof needs the helper's sockets closed. A helper that kept a socket, or died
+between cells, is killed and a fresh one serves that first request. A killed helper (a
+cell's `kill` step) is forgotten; the next cell gets a fresh one. Everything is reaped
+at session end (plugin.py) or at exit.
 """
 
 from __future__ import annotations
@@ -30,19 +30,32 @@ def _stay() -> None:
     """A helper process that cannot be moved (not Linux) stays where the OS runs it."""
 
 
+class Unclean(Exception):
+    """A new cell's first request found sockets of the last cell still open after the
+    reset (a server factory's leak): the request was not served."""
+
+
 class Helper:
     """One helper process: requests as JSON lines over the platform's channel."""
 
     def __init__(self, kind: str, process: Any):
         self.kind, self.process = kind, process
         self.follow = getattr(process, "follow", _stay)  # keep it near this process's CPU
-        self.resetting = False  # a reset was sent and its answer not read yet
+        self.dirty = False  # the last cell's sockets may be open: the next request resets
         self.encode, self.decode = jsonline.codec()
 
     def do(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Serve one request; the first after a cell ended closes that cell's sockets
+        first, in the same round trip (Unclean: some were left, nothing was served)."""
+        if self.dirty:
+            req = {**req, "reset": True}
         if not self._write(req):
             raise OwnerUnavailable(f"the {self.kind} child process died")
-        return self._answer()
+        answer = self._answer()
+        self.dirty = False
+        if answer.get("outcome") == "unclean":
+            raise Unclean(f"the {self.kind} helper still held {answer.get('held')} socket(s)")
+        return answer
 
     def _write(self, req: dict[str, Any]) -> bool:
         self.follow()
@@ -63,25 +76,13 @@ class Helper:
         answer: dict[str, Any] = self.decode(line)
         return answer
 
-    def start_reset(self) -> bool:
-        """Ask it to close every socket it holds; the answer is read by finish_reset(), when
-        a later cell takes it or a proof needs its ports free (ownerpool.settle): the
-        cell does not wait for the helper to wake up twice."""
-        self.resetting = self._write({"op": "reset"})
-        return self.resetting
-
-    def finish_reset(self) -> bool:
-        """True when the reset it was sent proved it holds no socket."""
-        self.resetting = False
+    def reset(self) -> bool:
+        """Close every socket it holds now; True when it proves it holds none."""
         try:
-            answer = self._answer()
-        except OwnerUnavailable:
+            answer = self.do({"op": "reset"})
+        except (OwnerUnavailable, Unclean):
             return False
         return answer.get("outcome") == "ok" and answer.get("held") in (0, None)
-
-    def reset(self) -> bool:
-        """Close every socket it holds; True when it proves it holds none."""
-        return self.start_reset() and self.finish_reset()
 
 
 class Pool:
@@ -117,25 +118,23 @@ class Pool:
                 self._starter(kind)
 
     def take(self, kind: str) -> Helper:
+        """An idle helper (its last cell's sockets are closed by its next request), or a
+        fresh one."""
         if self.pid != os.getpid():  # a forked copy of this process: the helpers are not ours
             self.__init__()  # type: ignore[misc]
         idle = self.idle.setdefault(kind, [])
-        helper = None
-        starter = self.starters.get(kind)
-        if idle and idle[0].resetting and starter and self._count(kind) < starter.helpers:
-            # the helper idle longest still closes the last cell's sockets: another one
-            # serves this cell, and from now on the two take turns
-            with contextlib.suppress(OwnerUnavailable):
-                helper = self._start(kind)
-        while idle and helper is None:
-            helper = idle.pop(0)  # the longest idle: its reset's answer is the likeliest read
-            if helper.resetting and not helper.finish_reset():
-                self._replace(helper)
-                helper = None
-        if helper is None:
-            helper = self._start(kind)
+        helper = idle.pop() if idle else self._start(kind)
         self.busy.append(helper)
         return helper
+
+    def renew(self, helper: Helper) -> Helper:
+        """A fresh helper in place of one that died between cells or kept a socket of
+        its last cell: the cell's first request is served again there."""
+        self.busy.remove(helper)
+        self._replace(helper)
+        fresh = self._start(helper.kind)
+        self.busy.append(fresh)
+        return fresh
 
     def _count(self, kind: str) -> int:
         return len(self.idle.get(kind, ())) + sum(1 for h in self.busy if h.kind == kind)
@@ -157,21 +156,20 @@ class Pool:
         return helper
 
     def give_back(self, helper: Helper) -> None:
-        """Reset between cells; a helper that cannot prove it holds nothing is killed
-        (when its answer is read: at the next take, or at settle())."""
+        """The cell is over: its sockets are closed by the helper's next request (the next
+        cell's first, or settle()'s reset), and a helper that cannot prove it holds
+        nothing then is killed."""
         if helper not in self.busy:
             return
         self.busy.remove(helper)
-        if helper.start_reset():
-            self.idle.setdefault(helper.kind, []).append(helper)
-        else:
-            self._replace(helper)
+        helper.dirty = True
+        self.idle.setdefault(helper.kind, []).append(helper)
 
     def settle(self) -> None:
-        """Every reset sent has been answered: the helpers hold no socket of an earlier
-        cell (or are killed), so their ports are free for a proof."""
+        """Every helper has closed its last cell's sockets (or is killed): their ports
+        are free for a proof."""
         for idle in self.idle.values():
-            for helper in [h for h in idle if h.resetting and not h.finish_reset()]:
+            for helper in [h for h in idle if h.dirty and not h.reset()]:
                 idle.remove(helper)
                 self._replace(helper)
 
@@ -213,7 +211,13 @@ class Child:
     def do(self, req: dict[str, Any]) -> dict[str, Any]:
         if self.helper is None:
             raise OwnerUnavailable(f"the {self.owner} child process was killed")
-        return self.helper.do(req)
+        if not self.helper.dirty:
+            return self.helper.do(req)
+        try:  # the cell's first request: it also closes the last cell's sockets
+            return self.helper.do(req)
+        except (OwnerUnavailable, Unclean):  # dead since, or it kept one: a fresh helper
+            self.helper = POOL.renew(self.helper)
+            return self.helper.do(req)
 
     def kill(self) -> None:
         """Crash the helper (SIGKILL / TerminateProcess, per OS in platforms/): its sockets

@@ -55,28 +55,52 @@ def refused(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == errno.ECONNREFUSED
 
 
+def counting_writes(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Every request sent to any helper, in order: each is one round trip."""
+    sent: list[dict] = []
+    real = ownerpool.Helper._write
+
+    def write(self: ownerpool.Helper, req: dict) -> bool:
+        sent.append(req)
+        return real(self, req)
+
+    monkeypatch.setattr(ownerpool.Helper, "_write", write)
+    return sent
+
+
 @posix_root
 @pytest.mark.parametrize("kind", ["process", "other-user"])
-def test_two_helpers_serve_many_cells_in_turn_and_are_reset_in_between(pool, kind) -> None:
-    """A cell takes the helper idle longest: the one the last cell used is still closing
-    its sockets, so a second helper is started once and the two take turns."""
+def test_one_helper_serves_cell_after_cell_closing_the_last_cells_sockets_first(
+    pool, kind, monkeypatch
+) -> None:
+    """A cell's end costs no round trip: its sockets are closed by the helper's next
+    request (the next cell's first, before it is served), or at once by settle() where a
+    proof needs their ports."""
     first = ownerpool.Child(kind)
     port = listening(first)
     assert not refused(port)
-    first.close()  # the cell ends: the reset is sent, its answer read by settle() or take()
+    first.close()
     ownerpool.settle()
-    assert refused(port), "the reset left the helper's listener open"
+    assert refused(port), "settle() left the helper's listener open"
+    sent = counting_writes(monkeypatch)
     pids = []
-    for _ in range(6):
+    for cell in range(4):
         child = ownerpool.Child(kind)
         pids.append(child.helper.process.pid)
-        port = listening(child)
-        child.close()  # no settle(): the next cell must not wait for this reset
-    assert len(set(pids)) == pool.starters[kind].helpers == 2
-    assert pids[0::2] == [pids[0]] * 3 and pids[1::2] == [pids[1]] * 3, "they take turns"
-    assert pool.started == 2 and pool.replaced == 0
+        before = len(sent)
+        name = f"s{cell}"  # not the last cell's name: replacing that one would close it too
+        assert child.do({"socket": name, **SOCKET})["outcome"] == "ok"  # the cell's first
+        assert refused(port), "the last cell's listener outlived the next cell's first request"
+        port = listening(child, name)
+        assert len(sent) - before == 5, "closing the last cell's sockets cost a round trip"
+        assert bool(sent[before].get("reset")) == (len(pids) > 1)  # settle() reset the first
+        assert not any(r.get("reset") for r in sent[before + 1 :])
+        child.close()
+        assert len(sent) - before == 5, "giving the helper back sent a request"
+        assert not refused(port), "the cell's listener closed before the helper was asked"
+    assert len(set(pids)) == 1 and pool.started == 1 and pool.replaced == 0
     ownerpool.settle()
-    assert refused(port), "the last cell's listener outlived its reset"
+    assert refused(port), "the last cell's listener outlived settle()"
     for pid in set(pids):
         uids = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[:2]
         wanted = pwd.getpwnam(owner.OTHER_USER).pw_uid if kind == "other-user" else os.getuid()
@@ -84,49 +108,35 @@ def test_two_helpers_serve_many_cells_in_turn_and_are_reset_in_between(pool, kin
 
 
 @posix_root
-def test_where_a_start_is_dear_one_helper_serves_every_cell(pool, monkeypatch) -> None:
-    """Windows' Spawner keeps one helper (each is a fresh interpreter): the next cell
-    waits for its reset instead of starting a second."""
-    from pytest_bindconform.platforms import windows
-
-    assert windows.Spawner.helpers == 1
+def test_a_helper_that_died_between_cells_is_replaced_and_the_cell_runs(pool) -> None:
+    """The next cell's first request finds it gone: a fresh helper serves that request,
+    and the dead one is never handed out again."""
     first = ownerpool.Child("process")
     pid = first.helper.process.pid
-    monkeypatch.setattr(pool.starters["process"], "helpers", 1)
+    listening(first)
     first.close()
-    for _ in range(3):
-        child = ownerpool.Child("process")
-        assert child.helper.process.pid == pid
-        listening(child)
-        child.close()
-    assert pool.started == 1
-
-
-@posix_root
-def test_a_second_helper_that_cannot_start_leaves_the_first_serving(pool, monkeypatch) -> None:
-    first = ownerpool.Child("process")
-    pid = first.helper.process.pid
-    first.close()  # resetting: the next take would start a second helper
-
-    def refuse() -> None:
-        raise OSError("no more processes")
-
-    monkeypatch.setattr(pool.starters["process"], "start", refuse)
+    os.kill(pid, 9)
+    status = Path(f"/proc/{pid}/status")
+    deadline = time.monotonic() + 10
+    while "State:\tZ" not in status.read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)  # dead: a zombie until its zygote's next request reaps it
     again = ownerpool.Child("process")
-    assert again.helper.process.pid == pid and alive(pid)
-    assert again.do({"op": "reset", "socket": "-"})["held"] == 0
+    port = listening(again)
+    assert again.helper.process.pid not in (0, pid) and not refused(port)
+    assert pool.started == 2 and pool.replaced == 1 and not alive(pid)
     again.close()
-    assert "process" in pool.starters and "process" not in pool.unavailable
+    ownerpool.settle()
+    assert refused(port) and pool.replaced == 1
 
 
 @posix_root
-@pytest.mark.parametrize("found_by", ["next take", "settle"])
+@pytest.mark.parametrize("found_by", ["next cell", "settle"])
 def test_a_helper_holding_a_socket_it_was_not_asked_for_is_replaced(
     pool, tmp_path, found_by
 ) -> None:
     """A server factory that leaks a socket: the reset finds it, the helper dies with it,
-    whether the answer is read by a later cell's take or by a proof's settle() (which the
-    runner calls after every cell with a factory)."""
+    whether the reset rides on a later cell's first request (which a fresh helper then
+    serves) or is settle()'s (which the runner calls after every cell with a factory)."""
     (tmp_path / "leaky_factory.py").write_text(
         textwrap.dedent(
             """\
@@ -166,11 +176,11 @@ def test_a_helper_holding_a_socket_it_was_not_asked_for_is_replaced(
     if found_by == "settle":
         ownerpool.settle()
         assert pool.replaced == 1 and not alive(pid)
-    for _ in range(2):  # the helpers take turns: each take reads the reset it hands out
-        again = ownerpool.Child("process")
-        assert again.helper.process.pid != pid, "the helper with a leaked socket was handed back"
-        assert again.do({"op": "reset", "socket": "-"})["held"] == 0
-        again.close()
+    again = ownerpool.Child("process")
+    assert again.do({"socket": "a", **SOCKET})["outcome"] == "ok"
+    assert again.helper.process.pid != pid, "the helper with a leaked socket served a cell"
+    assert again.do({"op": "reset", "socket": "-"})["held"] == 0
+    again.close()
     assert pool.replaced == 1
     assert not alive(pid)
 

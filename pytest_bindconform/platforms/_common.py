@@ -52,10 +52,6 @@ class OwnerProcess(Protocol):
 class Starter(Protocol):
     """Starts helpers of one owner kind (owner_starter() of each platform module)."""
 
-    # helpers of the kind worth keeping: two take turns (one closes the last cell's sockets
-    # while the next cell runs on the other) where a start is cheap
-    helpers: int
-
     def start(self) -> OwnerProcess: ...
 
     def close(self) -> None: ...

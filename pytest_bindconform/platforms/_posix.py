@@ -111,8 +111,6 @@ def _is_socket(fd: int) -> bool:
 class Zygote:
     """Parent side: the small interpreter that forks helpers of one owner kind."""
 
-    helpers = 2  # a helper is one round trip away (forked ahead): two take turns
-
     def __init__(self, owner: str, colocate: Colocate | None = None):
         ids = other_user_ids() if owner == "other-user" else None
         if isinstance(ids, str):

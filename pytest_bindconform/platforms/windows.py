@@ -293,10 +293,6 @@ class Spawner:
     as a second account for 'other-user'. A helper serves many cells (reset in between);
     a new one is spawned only after a kill."""
 
-    # a fresh interpreter takes a second or more to start (under a new logon, more): a
-    # second helper would cost each worker more than the ~0.1 ms per cell it saves
-    helpers = 1
-
     def __init__(self, owner: str):
         self.owner = owner
         self.account = credentials() if owner == "other-user" else None
