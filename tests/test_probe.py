@@ -134,7 +134,8 @@ def test_a_socket_is_made_with_its_first_call_in_one_round_trip(tmp_path, monkey
     monkeypatch.setattr(ownerpool.Helper, "do", counting)
     sockets = "{a: {owner: process, options: [SO_REUSEADDR], address: specific}}"
     observation = observe(cell_of(tmp_path, sockets, "bind a, listen a"))
-    assert sent == ["batch", "listen"]  # the reset is answered later (ownerpool.settle)
+    # the cell's end sends nothing; the reset is observe()'s settle(), for its port proof
+    assert sent == ["batch", "listen", "reset"]
     assert steps_of(observation) == [
         ("a", "socket", "ok", ""),
         ("a", "setsockopt SO_REUSEADDR", "ok", ""),
