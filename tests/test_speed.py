@@ -544,3 +544,25 @@ def test_the_benchmarks_apart_runs_its_folders_at_once_each_in_its_own_ports(
         results = json.loads((folder / "out.json").read_text())["results"]
         ports = {r["scenario"]["port"] for r in results if r["scenario"].get("port")}
         assert ports and all(low <= port <= high for port in ports), (folder.name, ports)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the benchmark forks its second process")
+def test_the_benchmarks_round_trip_to_a_second_process_runs_each_gap_and_the_floor() -> None:
+    """bench/bench_switch.py backs docs/speed.md's account of a child-owner cell's cost:
+    each gap is timed, and the second process really answers (a dead one hangs up)."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "bench" / "bench_switch.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--rounds", "2", "--requests", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    labels = ["after none", "after busy", "after sleep", "after touch", "the same work"]
+    for label in labels:
+        (line,) = [line for line in lines if line.strip().startswith(label)]
+        figure, rounds = line.split(" us   rounds: ")
+        assert float(figure.split()[-1]) > 0 and len(rounds.split(", ")) == 2, line
