@@ -358,6 +358,13 @@ def test_windows_spawned_helpers_speak_the_same_protocol(monkeypatch) -> None:
         assert not refused(port)
         assert helper.reset()
         assert refused(port)
+        assert helper.do({"socket": "b", **SOCKET})["outcome"] == "ok"
+        assert helper.do({"socket": "b", "op": "bind", "address": "127.0.0.1", "port": 0})
+        assert helper.do({"socket": "b", "op": "listen"})["outcome"] == "ok"
+        port = int(helper.do({"socket": "b", "op": "sockname"})["port"])
+        helper.dirty = True  # given back after a cell: the next request resets first
+        assert helper.do({"socket": "c", **SOCKET})["outcome"] == "ok"
+        assert refused(port), "the reset riding on the next request left the listener open"
     finally:
         helper.process.kill()
     assert helper.process.proc.poll() is not None
