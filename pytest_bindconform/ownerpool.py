@@ -79,8 +79,8 @@ class Helper:
     def reset(self) -> bool:
         """Close every socket it holds now; True when it proves it holds none."""
         try:
-            answer = self.do({"op": "reset"})
-        except (OwnerUnavailable, Unclean):
+            answer = self.do({"op": "reset"})  # a reset is answered with what it found held
+        except OwnerUnavailable:
             return False
         return answer.get("outcome") == "ok" and answer.get("held") in (0, None)
 
@@ -211,12 +211,13 @@ class Child:
     def do(self, req: dict[str, Any]) -> dict[str, Any]:
         if self.helper is None:
             raise OwnerUnavailable(f"the {self.owner} child process was killed")
-        if not self.helper.dirty:
+        first = self.helper.dirty  # this request also closes the last cell's sockets
+        try:
             return self.helper.do(req)
-        try:  # the cell's first request: it also closes the last cell's sockets
-            return self.helper.do(req)
-        except (OwnerUnavailable, Unclean):  # dead since, or it kept one: a fresh helper
-            self.helper = POOL.renew(self.helper)
+        except (OwnerUnavailable, Unclean):
+            if not first:  # it died during this cell: the cell's own failure
+                raise
+            self.helper = POOL.renew(self.helper)  # dead since, or it kept one: a fresh one
             return self.helper.do(req)
 
     def kill(self) -> None:
