@@ -74,15 +74,22 @@ ENGINE = (
     SUITES
     + r"""
 import gc, json, time
-from pytest_bindconform import oracles, ownerpool, runner, state
+import pytest_bindconform
+from pytest_bindconform import oracles, runner, state
+
+TREE = Path(pytest_bindconform.__file__).resolve().parent  # the checkout measured
 
 h = host.fingerprint("host")
 ctx = state.RunState(h, oracles.parse_gates([]), None, (0, 1)).context()
 cells = [(c, s) for s in library(sys.argv[1]) for c in s.cells]
 # as in a pytest run: the owner zygotes start during collection (plugin.py), and what
 # collection made is frozen out of the GC's scans (gcpolicy.py); a zygote's start (some
-# 0.3 s each) would otherwise land on the first child-owner cells
-ownerpool.prestart({x.owner for c, _ in cells for x in c.sockets} - {"self", "unprivileged"})
+# 0.3 s each) would otherwise land on the first child-owner cells. A tree from before
+# the pool (ownerpool.py) forked a child per cell: it has nothing to start.
+if (TREE / "ownerpool.py").exists():
+    from pytest_bindconform import ownerpool
+
+    ownerpool.prestart({x.owner for c, _ in cells for x in c.sockets} - {"self", "unprivileged"})
 time.sleep(1.0)
 gc.collect()
 gc.freeze()
@@ -94,7 +101,12 @@ for cell, suite in cells:
     runner.execute(cell, suite, ctx)
     times[kind] += time.perf_counter() - t
     counts[kind] += 1
-print(json.dumps({"times": times, "counts": counts}))
+loaded = [
+    m.__file__ for n, m in list(sys.modules.items())
+    if n.split(".")[0] == "pytest_bindconform" and getattr(m, "__file__", None)
+]
+foreign = sorted(f for f in loaded if not Path(f).resolve().is_relative_to(TREE))
+print(json.dumps({"times": times, "counts": counts, "tree": str(TREE), "foreign": foreign}))
 """
 )
 
@@ -177,6 +189,7 @@ def child_owner_ids(folder: Path, src: Path) -> list[str]:
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(folder)],
+        cwd=src,  # this checkout's package first (engine_run says why)
         env=env_for(src),
         capture_output=True,
         text=True,
@@ -188,7 +201,11 @@ def child_owner_ids(folder: Path, src: Path) -> list[str]:
 def count_cells(folder: Path, src: Path) -> int:
     code = SUITES + "print(sum(len(s.cells) for s in library(sys.argv[1])))"
     out = subprocess.run(
-        [sys.executable, "-c", code, str(folder)], env=env_for(src), capture_output=True, text=True
+        [sys.executable, "-c", code, str(folder)],
+        cwd=src,  # this checkout's package first (engine_run says why)
+        env=env_for(src),
+        capture_output=True,
+        text=True,
     )
     return int(out.stdout.strip())
 
@@ -241,10 +258,21 @@ def loops_for(seconds: float) -> int:
 
 
 def engine_run(one: Path, src: Path) -> dict[str, Any]:
-    """runner.execute over every cell of the library, without pytest: its times per kind."""
-    out = run([sys.executable, "-c", ENGINE, str(one)], ROOT, env_for(src)).out
+    """runner.execute over every cell of the library, without pytest: its times per kind.
+    Run from `src`, whose package `python -c` then finds first (the current directory
+    comes before PYTHONPATH); every module it loads must be that checkout's: the editable
+    install would otherwise lend one a tree lacks from this one, unseen."""
+    out = run([sys.executable, "-c", ENGINE, str(one)], src, env_for(src)).out
     figures_line = [ln for ln in out.splitlines() if ln.startswith('{"times"')][-1]
-    return json.loads(figures_line)  # type: ignore[no-any-return]  # stderr is mixed in
+    figures: dict[str, Any] = json.loads(figures_line)  # stderr is mixed in
+    tree = str((src / "pytest_bindconform").resolve())
+    if figures["tree"] != tree or figures["foreign"]:
+        raise SystemExit(
+            f"the engine run of {src} loaded modules of another checkout "
+            f"(package {figures['tree']}; from elsewhere: {figures['foreign']}): "
+            "its figures would not be that checkout's"
+        )
+    return figures
 
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
@@ -387,7 +415,7 @@ def measure(sources: dict[str, Path], tmp: Path, args: argparse.Namespace) -> di
     if len(sources) == 2:
         b, a = figures["before"], figures["after"]
         print("\n== after against before (same rounds)")
-        for key in (
+        for figure in (
             "wall_lib_n0",
             "ratio",
             "ratio_no_child",
@@ -396,9 +424,9 @@ def measure(sources: dict[str, Path], tmp: Path, args: argparse.Namespace) -> di
             "xdist_speedup_kx",
             "apart_speedup_kx",
         ):
-            if key not in b or key not in a:
+            if figure not in b or figure not in a:
                 continue
-            print(f"{key:>22}: {b[key]:8.3f} -> {a[key]:8.3f}")
+            print(f"{figure:>22}: {b[figure]:8.3f} -> {a[figure]:8.3f}")
     return figures
 
 

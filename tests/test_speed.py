@@ -566,3 +566,26 @@ def test_the_benchmarks_round_trip_to_a_second_process_runs_each_gap_and_the_flo
         (line,) = [line for line in lines if line.strip().startswith(label)]
         figure, rounds = line.split(" us   rounds: ")
         assert float(figure.split()[-1]) > 0 and len(rounds.split(", ")) == 2, line
+
+
+def test_the_benchmarks_engine_run_measures_the_checkout_it_is_given(tmp_path: Path) -> None:
+    """bench_library.py --before: the engine figure of another checkout must be that
+    checkout's code. It once ran from this repository, whose package `python -c` finds
+    before PYTHONPATH, so "before" measured this tree again; and a checkout lacking a
+    module is lent this tree's by the editable install, which must stop the figure."""
+    import shutil
+
+    from bench_library import engine_run
+
+    package = Path(__file__).resolve().parent.parent / "pytest_bindconform"
+    other = tmp_path / "other"
+    shutil.copytree(package, other / "pytest_bindconform", ignore=shutil.ignore_patterns("*.pyc"))
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "speed.bind.yaml").write_text(SUITE)
+    figures = engine_run(cases, other)
+    assert figures["tree"] == str((other / "pytest_bindconform").resolve())
+    assert figures["foreign"] == [] and sum(figures["counts"].values()) > 0
+    (other / "pytest_bindconform" / "ownerpool.py").unlink()  # probe.py still imports it
+    with pytest.raises(SystemExit, match="loaded modules of another checkout"):
+        engine_run(cases, other)
